@@ -1,0 +1,112 @@
+// swift-tools-version:6.1
+//
+// Tandem: a distributed speculative-decoding LLM server.
+// One module per concern; see README.md and docs/ for the map.
+import PackageDescription
+
+/// The hot numeric kernels are optimized even in debug builds: numeric Swift at -Onone is
+/// 10-100x slower, which would make model tests and local clusters unusable.
+let kernelFlags: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-Xcc", "-march=native"]),
+]
+/// The engine (model forward, tokenizer, sampler) is optimized but keeps its checks.
+let engineFlags: [SwiftSetting] = [
+    .unsafeFlags(["-O", "-Xcc", "-march=native"]),
+]
+
+let log = Target.Dependency.product(name: "Logging", package: "swift-log")
+let metrics = Target.Dependency.product(name: "Metrics", package: "swift-metrics")
+let prometheus = Target.Dependency.product(name: "Prometheus", package: "swift-prometheus")
+let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+let hummingbird = Target.Dependency.product(name: "Hummingbird", package: "hummingbird")
+let grdb = Target.Dependency.product(name: "GRDB", package: "GRDB.swift")
+let collections = Target.Dependency.product(name: "Collections", package: "swift-collections")
+let asyncAlgorithms = Target.Dependency.product(name: "AsyncAlgorithms", package: "swift-async-algorithms")
+let httpClient = Target.Dependency.product(name: "AsyncHTTPClient", package: "async-http-client")
+let propertyBased = Target.Dependency.product(name: "PropertyBased", package: "swift-property-based")
+
+let package = Package(
+    name: "Tandem",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "gateway", targets: ["Gateway"]),
+        .executable(name: "drafter-agent", targets: ["DrafterAgent"]),
+        .executable(name: "verifier", targets: ["Verifier"]),
+        .executable(name: "estimator", targets: ["Estimator"]),
+        .executable(name: "config-advisor", targets: ["ConfigAdvisor"]),
+        .executable(name: "metrics-store", targets: ["MetricsStore"]),
+        .executable(name: "tandem", targets: ["TandemCLI"]),
+        .library(name: "TandemWire", targets: ["TandemWire"]),
+        .library(name: "TandemBus", targets: ["TandemBus"]),
+        .library(name: "TandemEngine", targets: ["TandemEngine"]),
+        .library(name: "TandemSpeculative", targets: ["TandemSpeculative"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.23.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
+    ],
+    targets: [
+        // MARK: Shared libraries
+        .systemLibrary(
+            name: "CZeroMQ", path: "Shared/CZeroMQ", pkgConfig: "libzmq",
+            providers: [.apt(["libzmq3-dev"])]
+        ),
+        .target(name: "TandemBus", dependencies: ["CZeroMQ", log], path: "Shared/TandemBus"),
+        .target(name: "TandemWire", path: "Shared/TandemWire"),
+        .target(name: "TandemKernels", path: "Shared/TandemKernels", swiftSettings: kernelFlags),
+        .target(name: "TandemEngine", dependencies: ["TandemKernels", log], path: "Shared/TandemEngine",
+                swiftSettings: engineFlags),
+        .target(name: "TandemSpeculative", dependencies: ["TandemKernels"], path: "Shared/TandemSpeculative",
+                swiftSettings: engineFlags),
+        .target(name: "TandemTelemetry", dependencies: ["TandemWire", "TandemBus", log, metrics],
+                path: "Shared/TandemTelemetry"),
+        .target(name: "TandemService",
+                dependencies: ["TandemWire", "TandemBus", "TandemTelemetry", log, metrics, lifecycle, argumentParser],
+                path: "Shared/TandemService"),
+
+        // MARK: Services (one executable each)
+        .executableTarget(name: "Gateway",
+                          dependencies: ["TandemService", "TandemEngine", "TandemSpeculative", hummingbird, prometheus],
+                          path: "Services/gateway"),
+        .executableTarget(name: "DrafterAgent",
+                          dependencies: ["TandemService", "TandemEngine", "TandemSpeculative", prometheus],
+                          path: "Services/drafter-agent"),
+        .executableTarget(name: "Verifier",
+                          dependencies: ["TandemService", "TandemEngine", "TandemSpeculative", prometheus],
+                          path: "Services/verifier"),
+        .executableTarget(name: "Estimator", dependencies: ["TandemService", "TandemSpeculative", prometheus],
+                          path: "Services/estimator"),
+        .executableTarget(name: "ConfigAdvisor", dependencies: ["TandemService", "TandemSpeculative", prometheus],
+                          path: "Services/config-advisor"),
+        .executableTarget(name: "MetricsStore", dependencies: ["TandemService", grdb, prometheus],
+                          path: "Services/metrics-store"),
+        .executableTarget(name: "TandemCLI",
+                          dependencies: ["TandemService", "TandemEngine", "TandemSpeculative", httpClient,
+                                         argumentParser],
+                          path: "Services/tandem"),
+
+        // MARK: Tests
+        .testTarget(name: "TandemBusTests", dependencies: ["TandemBus"], path: "Tests/TandemBusTests"),
+        .testTarget(name: "TandemWireTests", dependencies: ["TandemWire", propertyBased],
+                    path: "Tests/TandemWireTests"),
+        .testTarget(name: "TandemEngineTests", dependencies: ["TandemEngine", "TandemKernels"],
+                    path: "Tests/TandemEngineTests", resources: [.copy("Fixtures")]),
+        .testTarget(name: "TandemSpeculativeTests", dependencies: ["TandemSpeculative", "TandemEngine"],
+                    path: "Tests/TandemSpeculativeTests"),
+        .testTarget(name: "ServiceTests",
+                    dependencies: ["TandemService", "MetricsStore", "Gateway", "Estimator", "ConfigAdvisor"],
+                    path: "Tests/ServiceTests"),
+        .testTarget(name: "IntegrationTests", dependencies: ["TandemWire", "TandemBus", "TandemService"],
+                    path: "Tests/IntegrationTests"),
+    ]
+)

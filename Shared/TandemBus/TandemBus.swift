@@ -1,0 +1,1 @@
+// TandemBus module.

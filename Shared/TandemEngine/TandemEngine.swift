@@ -1,0 +1,1 @@
+// TandemEngine module.

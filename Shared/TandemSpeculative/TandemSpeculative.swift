@@ -1,0 +1,1 @@
+// TandemSpeculative module.

@@ -1,0 +1,1 @@
+// TandemTelemetry module.

@@ -1,0 +1,1 @@
+// TandemWire module.
