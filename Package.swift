@@ -66,7 +66,7 @@ let package = Package(
         .target(name: "TandemKernels", path: "Shared/TandemKernels", swiftSettings: kernelFlags),
         .target(name: "TandemEngine", dependencies: ["TandemKernels", log], path: "Shared/TandemEngine",
                 swiftSettings: engineFlags),
-        .target(name: "TandemSpeculative", dependencies: ["TandemKernels"], path: "Shared/TandemSpeculative",
+        .target(name: "TandemSpeculative", dependencies: ["TandemEngine"], path: "Shared/TandemSpeculative",
                 swiftSettings: engineFlags),
         .target(name: "TandemTelemetry", dependencies: ["TandemWire", "TandemBus", log, metrics],
                 path: "Shared/TandemTelemetry"),

@@ -1,0 +1,15 @@
+import ArgumentParser
+
+/// `tandem`: the operator's tool. Runs a local cluster, benchmarks, fetches models.
+///
+/// Each subcommand lives in its own file (`Command+<Name>.swift`) and is listed here.
+@main
+struct TandemCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tandem",
+        abstract: "Tandem: distributed speculative decoding. Run a local cluster, benchmark, fetch models.",
+        subcommands: [
+            // Subcommands are registered here (one line each).
+        ]
+    )
+}
