@@ -1,0 +1,171 @@
+// Session start/open/close, verification and token reports: the request path of design.md §3.
+
+/// Gateway → drafter: begin (or resume, after failover) drafting for a session.
+public struct SessionStart: Codable, Sendable, Hashable {
+    public var session: SessionID
+    public var promptTokens: [Int32]
+    /// Tokens already generated (non-empty when resuming a session elsewhere after a fault).
+    public var generated: [Int32]
+    public var sampling: WireSampling
+    public var maxTokens: Int
+    /// Stop strings (the drafter detokenizes to find them).
+    public var stop: [String]
+    public var slo: SLO
+    public var mode: VerificationMode
+    public var verifierID: ReplicaID
+    public var verifierEndpoint: String
+    /// Fixed draft length for this session; nil lets the drafter's controller decide.
+    public var k: Int?
+    /// When the request arrived at the gateway (TTFT is measured from here).
+    public var arrivedAt: EpochMillis
+
+    public init(session: SessionID, promptTokens: [Int32], generated: [Int32] = [], sampling: WireSampling,
+                maxTokens: Int, stop: [String] = [], slo: SLO = SLO(), mode: VerificationMode = .coupled,
+                verifierID: ReplicaID, verifierEndpoint: String, k: Int? = nil, arrivedAt: EpochMillis) {
+        self.session = session
+        self.promptTokens = promptTokens
+        self.generated = generated
+        self.sampling = sampling
+        self.maxTokens = maxTokens
+        self.stop = stop
+        self.slo = slo
+        self.mode = mode
+        self.verifierID = verifierID
+        self.verifierEndpoint = verifierEndpoint
+        self.k = k
+        self.arrivedAt = arrivedAt
+    }
+}
+
+/// Gateway (or drafter, when its verifier lost the session) → verifier: prefill a session's context.
+public struct SessionOpen: Codable, Sendable, Hashable {
+    public var session: SessionID
+    /// Full committed context: prompt followed by tokens generated so far.
+    public var tokens: [Int32]
+    public var promptLength: Int
+    public var sampling: WireSampling
+    public var mode: VerificationMode
+    public var slo: SLO
+
+    public init(session: SessionID, tokens: [Int32], promptLength: Int, sampling: WireSampling,
+                mode: VerificationMode, slo: SLO = SLO()) {
+        self.session = session
+        self.tokens = tokens
+        self.promptLength = promptLength
+        self.sampling = sampling
+        self.mode = mode
+        self.slo = slo
+    }
+}
+
+public struct SessionOpened: Codable, Sendable, Hashable {
+    public var session: SessionID
+    public var cachedTokens: Int
+    public var prefillMs: Double
+    public init(session: SessionID, cachedTokens: Int, prefillMs: Double) {
+        self.session = session
+        self.cachedTokens = cachedTokens
+        self.prefillMs = prefillMs
+    }
+}
+
+/// Gateway → drafter and verifier: the session is over (finished, cancelled, or moved elsewhere).
+public struct SessionClose: Codable, Sendable, Hashable {
+    public var session: SessionID
+    public var reason: String
+    public init(session: SessionID, reason: String) {
+        self.session = session
+        self.reason = reason
+    }
+}
+
+/// Drafter → verifier: check these draft tokens.
+public struct VerifyRequest: Codable, Sendable, Hashable {
+    public var session: SessionID
+    /// Number of committed context tokens (prompt + generated) the draft continues from.
+    /// The verifier answers ``ErrorCode/contextMismatch`` when its cache disagrees.
+    public var position: Int
+    public var tokens: [Int32]
+    /// One per draft token in `exact` mode; empty in `coupled` mode and greedy (only ids travel).
+    public var distributions: [WireDistribution]
+    /// The last committed token (not yet in the verifier's cache); the verifier feeds it first.
+    public var lastToken: Int32
+    /// Absolute deadline for the answer (from the session's TPOT SLO).
+    public var deadline: EpochMillis
+    /// Device time spent drafting these tokens.
+    public var draftMs: Double
+
+    public init(session: SessionID, position: Int, tokens: [Int32], distributions: [WireDistribution] = [],
+                lastToken: Int32, deadline: EpochMillis, draftMs: Double) {
+        self.session = session
+        self.position = position
+        self.tokens = tokens
+        self.distributions = distributions
+        self.lastToken = lastToken
+        self.deadline = deadline
+        self.draftMs = draftMs
+    }
+}
+
+public struct VerifyTimings: Codable, Sendable, Hashable {
+    public var queueMs: Double
+    public var batchMs: Double
+    public var batchSequences: Int
+    public var batchTokens: Int
+    public init(queueMs: Double, batchMs: Double, batchSequences: Int, batchTokens: Int) {
+        self.queueMs = queueMs
+        self.batchMs = batchMs
+        self.batchSequences = batchSequences
+        self.batchTokens = batchTokens
+    }
+}
+
+/// Verifier → drafter: how many draft tokens were accepted, and the tokens to append.
+public struct VerifyResult: Codable, Sendable, Hashable {
+    public var session: SessionID
+    public var position: Int
+    public var accepted: Int
+    /// The accepted draft tokens followed by one correction or bonus token.
+    public var tokens: [Int32]
+    public var timings: VerifyTimings
+    public init(session: SessionID, position: Int, accepted: Int, tokens: [Int32], timings: VerifyTimings) {
+        self.session = session
+        self.position = position
+        self.accepted = accepted
+        self.tokens = tokens
+        self.timings = timings
+    }
+}
+
+/// Running speculative counters of a session.
+public struct RoundStats: Codable, Sendable, Hashable {
+    public var drafted: Int
+    public var accepted: Int
+    public var rounds: Int
+    public init(drafted: Int = 0, accepted: Int = 0, rounds: Int = 0) {
+        self.drafted = drafted
+        self.accepted = accepted
+        self.rounds = rounds
+    }
+}
+
+/// Drafter → gateway: new committed tokens of a session (the gateway streams them and keeps history).
+public struct TokenReport: Codable, Sendable, Hashable {
+    public var session: SessionID
+    /// Index in the generated sequence of the first token in `tokens` (lets the gateway drop duplicates).
+    public var offset: Int
+    public var tokens: [Int32]
+    public var finish: FinishReason?
+    /// Human-readable reason when `finish == .error`.
+    public var error: String?
+    public var stats: RoundStats
+    public init(session: SessionID, offset: Int, tokens: [Int32], finish: FinishReason? = nil, error: String? = nil,
+                stats: RoundStats = RoundStats()) {
+        self.session = session
+        self.offset = offset
+        self.tokens = tokens
+        self.finish = finish
+        self.error = error
+        self.stats = stats
+    }
+}
