@@ -1,1 +1,0 @@
-// TandemEngine module.
