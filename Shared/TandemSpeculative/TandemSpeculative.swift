@@ -1,1 +1,0 @@
-// TandemSpeculative module.
