@@ -68,7 +68,7 @@ let package = Package(
                 swiftSettings: engineFlags),
         .target(name: "TandemSpeculative", dependencies: ["TandemEngine"], path: "Shared/TandemSpeculative",
                 swiftSettings: engineFlags),
-        .target(name: "TandemTelemetry", dependencies: ["TandemWire", "TandemBus", log, metrics],
+        .target(name: "TandemTelemetry", dependencies: ["TandemWire", "TandemBus", log, metrics, prometheus],
                 path: "Shared/TandemTelemetry"),
         .target(name: "TandemService",
                 dependencies: ["TandemWire", "TandemBus", "TandemTelemetry", log, metrics, lifecycle, argumentParser],
