@@ -28,3 +28,9 @@ public struct PeerID: Hashable, Sendable, CustomStringConvertible {
         return text
     }
 }
+
+extension PeerID: ExpressibleByStringLiteral {
+    public init(stringLiteral value: String) {
+        self.init(value)
+    }
+}
