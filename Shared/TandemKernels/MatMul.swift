@@ -1,20 +1,46 @@
 import _Builtin_intrinsics.intel
 
 /// Matrix multiplication of quantized weights with Float activations.
+///
+/// Fast paths (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K) quantize the activations of each
+/// token on the fly (Q8_0-style per 32 values, or Q8_K-style per 256 values with per-16 sums) and
+/// run AVX2 integer dot products (`maddubs`/`madd`). Each weight block is unpacked once and
+/// reused for a tile of up to 4 tokens, which is what makes batched (speculative verification)
+/// forwards cheaper per token than decode. Other types dequantize rows to Float.
+///
+/// All hot loops live in this file: debug builds are not whole-module optimized.
 public enum MatMul {
     /// `out[t * w.rows + r] = sum_c W[r, c] * x[t * w.cols + c]` for `t` in `0..<nTokens`.
     ///
     /// BATCH-INVARIANT: the value for token `t` is bit-for-bit identical whatever `nTokens` is
     /// and whatever the other tokens are: every output element is computed by exactly the same
     /// sequence of operations (activations are quantized per token; token tiles only change the
-    /// loop order across tokens, never the per-token arithmetic). Speculative verification relies
-    /// on this.
+    /// loop order across tokens, never the per-token arithmetic; results do not depend on the
+    /// thread count either). Speculative verification relies on this.
     public static func multiply(_ w: WeightMatrix, _ x: UnsafePointer<Float>, nTokens: Int,
                                 _ out: UnsafeMutablePointer<Float>, pool: ComputePool, scratch: MatMulScratch) {
         precondition(w.type.isSupported, "MatMul: unsupported type \(w.type.name)")
         if nTokens <= 0 || w.rows == 0 { return }
         scratch.reserve(cols: w.cols, nTokens: nTokens, threads: pool.threadCount)
-        multiplyGeneric(w, x, nTokens: nTokens, out, pool: pool, scratch: scratch)
+        switch w.type {
+        case .q4_K, .q5_K, .q6_K:
+            let acts = quantizeActivations(x, nTokens: nTokens, cols: w.cols, kFormat: true, scratch: scratch)
+            run(w, nTokens: nTokens, out, pool: pool) { row, t0, nt, o, stride in
+                switch w.type {
+                case .q4_K: tileQ4K(row, w.cols / 256, acts, t0, nt, o, stride)
+                case .q5_K: tileQ5K(row, w.cols / 256, acts, t0, nt, o, stride)
+                default: tileQ6K(row, w.cols / 256, acts, t0, nt, o, stride)
+                }
+            }
+        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0:
+            let acts = quantizeActivations(x, nTokens: nTokens, cols: w.cols, kFormat: false, scratch: scratch)
+            let t = w.type
+            run(w, nTokens: nTokens, out, pool: pool) { row, t0, nt, o, stride in
+                tileQ32(t, row, w.cols / 32, acts, t0, nt, o, stride)
+            }
+        default:
+            multiplyGeneric(w, x, nTokens: nTokens, out, pool: pool, scratch: scratch)
+        }
     }
 
     /// Rows per parallel chunk: enough chunks for load balancing, big enough to amortize.
@@ -22,6 +48,32 @@ public enum MatMul {
     static func chunkRows(_ rows: Int, threads: Int) -> Int {
         let target = max(1, rows / (threads * 8))
         return max(4, min(64, target))
+    }
+
+    /// Parallel driver: chunks of rows, each row against token tiles of up to 4.
+    @inline(__always)
+    static func run(_ w: WeightMatrix, nTokens: Int, _ out: UnsafeMutablePointer<Float>, pool: ComputePool,
+                    _ tile: (_ row: UnsafeRawPointer, _ t0: Int, _ nt: Int, _ out: UnsafeMutablePointer<Float>,
+                             _ stride: Int) -> Void) {
+        let rows = w.rows
+        let chunk = chunkRows(rows, threads: pool.threadCount)
+        let nChunks = (rows + chunk - 1) / chunk
+        let rowBytes = w.rowBytes
+        let data = w.data
+        pool.parallelFor(nChunks) { c, _ in
+            let r0 = c * chunk, r1 = min(rows, r0 + chunk)
+            var r = r0
+            while r < r1 {
+                let row = data + r * rowBytes
+                var t0 = 0
+                while t0 < nTokens {
+                    let nt = min(4, nTokens - t0)
+                    tile(row, t0, nt, out + t0 * rows + r, rows)
+                    t0 += nt
+                }
+                r += 1
+            }
+        }
     }
 
     /// Generic path: dequantize each weight row to Float, then a Float dot per token.
@@ -42,9 +94,431 @@ public enum MatMul {
                     rowPtr = UnsafePointer(buf)
                 }
                 for t in 0..<nTokens {
-                    out[t * rows + r] = VectorOps.dot(rowPtr, x + t * cols, count: cols)
+                    out[t * rows + r] = floatDot(rowPtr, x + t * cols, cols)
                 }
             }
         }
+    }
+
+    @inline(__always)
+    static func floatDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps()
+        var acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps()
+        var i = 0
+        while i + 32 <= n {
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0)
+            acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1)
+            acc2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), acc2)
+            acc3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), acc3)
+            i += 32
+        }
+        while i + 8 <= n {
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0)
+            i += 8
+        }
+        var s = hsum(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)))
+        while i < n {
+            s = s.addingProduct(a[i], b[i])
+            i += 1
+        }
+        return s
+    }
+
+    // MARK: - SIMD helpers
+
+    @inline(__always)
+    static func hsum(_ v: __m256) -> Float {
+        let s = unsafeBitCast(v, to: SIMD8<Float>.self)
+        let s4 = s.lowHalf + s.highHalf
+        let s2 = s4.lowHalf + s4.highHalf
+        return s2[0] + s2[1]
+    }
+
+    @inline(__always)
+    static func ld(_ p: UnsafeRawPointer) -> __m256i {
+        _mm256_loadu_si256(p.assumingMemoryBound(to: __m256i.self))
+    }
+
+    @inline(__always)
+    static func ld128(_ p: UnsafeRawPointer) -> __m128i {
+        _mm_loadu_si128(p.assumingMemoryBound(to: __m128i.self))
+    }
+
+    @inline(__always)
+    static func half(_ p: UnsafeRawPointer, _ offset: Int = 0) -> Float {
+        Float(Float16(bitPattern: p.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
+    }
+
+    /// 16 packed bytes -> 32 nibbles: low nibbles first (elements 0..15), then high nibbles.
+    @inline(__always)
+    static func nibbles32(_ p: UnsafeRawPointer) -> __m256i {
+        let t = ld128(p)
+        return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0F))
+    }
+
+    /// 32 bits -> 32 bytes, 0xFF where the bit is set.
+    @inline(__always)
+    static func bytesFromBits(_ x: UInt32) -> __m256i {
+        let shuf = _mm256_set_epi64x(0x0303_0303_0303_0303, 0x0202_0202_0202_0202, 0x0101_0101_0101_0101, 0)
+        var bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(Int32(bitPattern: x)), shuf)
+        bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe))
+        return _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1))
+    }
+
+    // MARK: - Activation quantization
+
+    /// Quantized activations of a batch of tokens.
+    @usableFromInline
+    struct Acts {
+        /// int8 values, token `t` at `qs + t * cols`.
+        let qs: UnsafePointer<Int8>
+        /// Scale per block (32 or 256 values), token `t` at `d + t * blocksPerToken`.
+        let d: UnsafePointer<Float>
+        /// Q8_K: Int16 sum per 16 values; Q8_0: Float `d * sum(q)` per 32 values.
+        let sums: UnsafeRawPointer
+        let cols: Int
+        let blocksPerToken: Int
+    }
+
+    static func quantizeActivations(_ x: UnsafePointer<Float>, nTokens: Int, cols: Int, kFormat: Bool,
+                                    scratch: MatMulScratch) -> Acts {
+        let qs = scratch.quants.assumingMemoryBound(to: Int8.self)
+        let d = scratch.scales
+        let bs = kFormat ? 256 : 32
+        let nb = cols / bs
+        for t in 0..<nTokens {
+            if kFormat {
+                quantizeRowQ8K(x + t * cols, qs + t * cols, d + t * nb,
+                               scratch.sums.assumingMemoryBound(to: Int16.self) + t * (cols / 16), nb)
+            } else {
+                quantizeRowQ8_0(x + t * cols, qs + t * cols, d + t * nb,
+                                scratch.sums.assumingMemoryBound(to: Float.self) + t * nb, nb)
+            }
+        }
+        return Acts(qs: qs, d: d, sums: UnsafeRawPointer(scratch.sums), cols: cols, blocksPerToken: nb)
+    }
+
+    /// Quantizes 32 floats with inverse scale `id`; returns the 32 bytes and the sums of the two
+    /// halves of 16.
+    @inline(__always)
+    static func quantize32(_ p: UnsafePointer<Float>, _ id: __m256, _ dst: UnsafeMutablePointer<Int8>) -> (Int32, Int32) {
+        let i0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(p), id))
+        let i1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(p + 8), id))
+        let i2 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(p + 16), id))
+        let i3 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(p + 24), id))
+        let s0 = unsafeBitCast(_mm256_add_epi32(i0, i1), to: SIMD8<Int32>.self).wrappedSum()
+        let s1 = unsafeBitCast(_mm256_add_epi32(i2, i3), to: SIMD8<Int32>.self).wrappedSum()
+        let a = _mm256_packs_epi32(i0, i1)
+        let b = _mm256_packs_epi32(i2, i3)
+        let c = _mm256_packs_epi16(a, b)
+        let perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)
+        _mm256_storeu_si256(UnsafeMutableRawPointer(dst).assumingMemoryBound(to: __m256i.self),
+                            _mm256_permutevar8x32_epi32(c, perm))
+        return (s0, s1)
+    }
+
+    @inline(__always)
+    static func absMax32(_ p: UnsafePointer<Float>) -> __m256 {
+        let sign = _mm256_set1_ps(-0.0)
+        let a = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(p)), _mm256_andnot_ps(sign, _mm256_loadu_ps(p + 8)))
+        let b = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(p + 16)),
+                              _mm256_andnot_ps(sign, _mm256_loadu_ps(p + 24)))
+        return _mm256_max_ps(a, b)
+    }
+
+    /// Q8_0-style: per 32 values, scale = amax / 127; also stores `d * sum(q)` per block.
+    static func quantizeRowQ8_0(_ x: UnsafePointer<Float>, _ qs: UnsafeMutablePointer<Int8>,
+                                _ d: UnsafeMutablePointer<Float>, _ s: UnsafeMutablePointer<Float>, _ nb: Int) {
+        for b in 0..<nb {
+            let amax = unsafeBitCast(absMax32(x + 32 * b), to: SIMD8<Float>.self).max()
+            let dd = amax / 127
+            let id = amax != 0 ? 127 / amax : 0
+            let (s0, s1) = quantize32(x + 32 * b, _mm256_set1_ps(id), qs + 32 * b)
+            d[b] = dd
+            s[b] = dd * Float(s0 + s1)
+        }
+    }
+
+    /// Q8_K-style: per 256 values, scale = amax / 127, plus Int16 sums per 16 values.
+    static func quantizeRowQ8K(_ x: UnsafePointer<Float>, _ qs: UnsafeMutablePointer<Int8>,
+                               _ d: UnsafeMutablePointer<Float>, _ bsums: UnsafeMutablePointer<Int16>, _ nb: Int) {
+        for b in 0..<nb {
+            let p = x + 256 * b
+            var m = absMax32(p)
+            for k in 1..<8 { m = _mm256_max_ps(m, absMax32(p + 32 * k)) }
+            let amax = unsafeBitCast(m, to: SIMD8<Float>.self).max()
+            let id = _mm256_set1_ps(amax != 0 ? 127 / amax : 0)
+            for k in 0..<8 {
+                let (s0, s1) = quantize32(p + 32 * k, id, qs + 256 * b + 32 * k)
+                bsums[16 * b + 2 * k] = Int16(s0)
+                bsums[16 * b + 2 * k + 1] = Int16(s1)
+            }
+            d[b] = amax / 127
+        }
+    }
+
+    // MARK: - Q4_K
+
+    /// Unpacks Q4_K/Q5_K 6-bit scales and mins: (scales bytes 0..7, mins bytes 0..7).
+    @inline(__always)
+    static func scalesMinsK4(_ p: UnsafeRawPointer) -> (UInt64, UInt64) {
+        let k1: UInt32 = 0x3f3f_3f3f, k2: UInt32 = 0x0f0f_0f0f, k3: UInt32 = 0x0303_0303
+        let u0 = p.loadUnaligned(as: UInt32.self)
+        let u1 = p.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
+        let u2 = p.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
+        let sc0 = u0 & k1, sc1 = (u2 & k2) | (((u0 >> 6) & k3) << 4)
+        let mn0 = u1 & k1, mn1 = ((u2 >> 4) & k2) | (((u1 >> 6) & k3) << 4)
+        return (UInt64(sc0) | UInt64(sc1) << 32, UInt64(mn0) | UInt64(mn1) << 32)
+    }
+
+    /// Per-token sum of `min_j * (bsum_{2j} + bsum_{2j+1})` as 8 Int32 lanes.
+    @inline(__always)
+    static func minsVector(_ mins: UInt64) -> __m256i {
+        let m = _mm_cvtsi64_si128(Int64(bitPattern: mins))
+        return _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m))
+    }
+
+    @inline(__always)
+    static func splatScale(_ scales: UInt64, _ j: Int) -> __m256i {
+        _mm256_set1_epi16(Int16(truncatingIfNeeded: (scales >> UInt64(8 * j)) & 0xFF))
+    }
+
+    @inline(__always)
+    static func stepK(_ lo: __m256i, _ hi: __m256i, _ sclo: __m256i, _ schi: __m256i, _ y: UnsafePointer<Int8>,
+                      _ acc: inout __m256i) {
+        let plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, ld(y)), sclo)
+        let phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, ld(y + 32)), schi)
+        acc = _mm256_add_epi32(acc, _mm256_add_epi32(plo, phi))
+    }
+
+    /// Folds one super-block's integer sums of one token into its float accumulator.
+    @inline(__always)
+    static func finishK(_ iacc: __m256i, _ minsv: __m256i, _ bsums: UnsafePointer<Int16>, _ d: Float, _ dmin: Float,
+                        _ acc: inout __m256) {
+        let msum = _mm256_madd_epi16(minsv, ld(bsums))
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(iacc), acc)
+        acc = _mm256_fnmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(msum), acc)
+    }
+
+    @inline(__always)
+    static func tileQ4K(_ row: UnsafeRawPointer, _ nb: Int, _ a: Acts, _ t0: Int, _ nt: Int,
+                        _ out: UnsafeMutablePointer<Float>, _ stride: Int) {
+        tileK(row, nb, a, t0, nt, out, stride, high: false)
+    }
+
+    @inline(__always)
+    static func tileQ5K(_ row: UnsafeRawPointer, _ nb: Int, _ a: Acts, _ t0: Int, _ nt: Int,
+                        _ out: UnsafeMutablePointer<Float>, _ stride: Int) {
+        tileK(row, nb, a, t0, nt, out, stride, high: true)
+    }
+
+    /// Q4_K (`high == false`, 144-byte blocks) and Q5_K (`high == true`, 176-byte blocks).
+    @inline(__always)
+    static func tileK(_ row: UnsafeRawPointer, _ nb: Int, _ a: Acts, _ t0: Int, _ nt: Int,
+                      _ out: UnsafeMutablePointer<Float>, _ stride: Int, high: Bool) {
+        let blockBytes = high ? 176 : 144
+        let qsOffset = high ? 48 : 16
+        let m4 = _mm256_set1_epi8(0x0F)
+        let m1 = _mm256_set1_epi8(0x01), m2 = _mm256_set1_epi8(0x02)
+        let cols = a.cols
+        let y0 = a.qs + t0 * cols, y1 = y0 + cols, y2 = y1 + cols, y3 = y2 + cols
+        let d0 = a.d + t0 * nb, d1 = d0 + nb, d2 = d1 + nb, d3 = d2 + nb
+        let bsBase = a.sums.assumingMemoryBound(to: Int16.self) + t0 * (cols / 16)
+        let bs0 = bsBase, bs1 = bs0 + cols / 16, bs2 = bs1 + cols / 16, bs3 = bs2 + cols / 16
+        var acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0
+        for b in 0..<nb {
+            let blk = row + blockBytes * b
+            let d = half(blk), dmin = half(blk, 2)
+            let (scales, mins) = scalesMinsK4(blk + 4)
+            var i0 = _mm256_setzero_si256(), i1 = i0, i2 = i0, i3 = i0
+            let qh = high ? ld(blk + 16) : i0
+            for j in 0..<4 {
+                let q = ld(blk + qsOffset + 32 * j)
+                var lo = _mm256_and_si256(q, m4)
+                var hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4)
+                if high {
+                    let h = _mm256_srli_epi16(qh, Int32(2 * j))
+                    lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(h, m1), 4))
+                    hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(h, m2), 3))
+                }
+                let sclo = splatScale(scales, 2 * j), schi = splatScale(scales, 2 * j + 1)
+                let off = 256 * b + 64 * j
+                stepK(lo, hi, sclo, schi, y0 + off, &i0)
+                if nt > 1 { stepK(lo, hi, sclo, schi, y1 + off, &i1) }
+                if nt > 2 { stepK(lo, hi, sclo, schi, y2 + off, &i2) }
+                if nt > 3 { stepK(lo, hi, sclo, schi, y3 + off, &i3) }
+            }
+            let minsv = minsVector(mins)
+            finishK(i0, minsv, bs0 + 16 * b, d * d0[b], dmin * d0[b], &acc0)
+            if nt > 1 { finishK(i1, minsv, bs1 + 16 * b, d * d1[b], dmin * d1[b], &acc1) }
+            if nt > 2 { finishK(i2, minsv, bs2 + 16 * b, d * d2[b], dmin * d2[b], &acc2) }
+            if nt > 3 { finishK(i3, minsv, bs3 + 16 * b, d * d3[b], dmin * d3[b], &acc3) }
+        }
+        out[0] = hsum(acc0)
+        if nt > 1 { out[stride] = hsum(acc1) }
+        if nt > 2 { out[2 * stride] = hsum(acc2) }
+        if nt > 3 { out[3 * stride] = hsum(acc3) }
+    }
+
+    // MARK: - Q6_K
+
+    @inline(__always)
+    static func step6(_ q: __m256i, _ sc: __m256i, _ y: UnsafePointer<Int8>, _ acc: inout __m256i) {
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(q, ld(y)), sc))
+    }
+
+    @inline(__always)
+    static func finish6(_ iacc: __m256i, _ sc16: __m256i, _ bsums: UnsafePointer<Int16>, _ d: Float,
+                        _ acc: inout __m256) {
+        // Weights are stored as q + 32 (unsigned): subtract 32 * sum_k scale_k * bsum_k.
+        let corr = _mm256_slli_epi32(_mm256_madd_epi16(sc16, ld(bsums)), 5)
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_sub_epi32(iacc, corr)), acc)
+    }
+
+    @inline(__always)
+    static func scaleShuffle(_ scales: __m128i, _ g: Int) -> __m256i {
+        let a = Int64(2 * g) * 0x0101_0101_0101_0101, b = Int64(2 * g + 1) * 0x0101_0101_0101_0101
+        return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, _mm_set_epi64x(b, a)))
+    }
+
+    @inline(__always)
+    static func tileQ6K(_ row: UnsafeRawPointer, _ nb: Int, _ a: Acts, _ t0: Int, _ nt: Int,
+                        _ out: UnsafeMutablePointer<Float>, _ stride: Int) {
+        let m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03), m30 = _mm256_set1_epi8(0x30)
+        let cols = a.cols
+        let y0 = a.qs + t0 * cols, y1 = y0 + cols, y2 = y1 + cols, y3 = y2 + cols
+        let d0 = a.d + t0 * nb, d1 = d0 + nb, d2 = d1 + nb, d3 = d2 + nb
+        let bsBase = a.sums.assumingMemoryBound(to: Int16.self) + t0 * (cols / 16)
+        let bs0 = bsBase, bs1 = bs0 + cols / 16, bs2 = bs1 + cols / 16, bs3 = bs2 + cols / 16
+        var acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0
+        for b in 0..<nb {
+            let blk = row + 210 * b
+            let d = half(blk, 208)
+            let scales = ld128(blk + 192)
+            var i0 = _mm256_setzero_si256(), i1 = i0, i2 = i0, i3 = i0
+            for n in 0..<2 {
+                let ql0 = ld(blk + 64 * n), ql1 = ld(blk + 64 * n + 32), qh = ld(blk + 128 + 32 * n)
+                let q1 = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4))
+                let q2 = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30))
+                let q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, m30))
+                let q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                         _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30))
+                let s1 = scaleShuffle(scales, 4 * n), s2 = scaleShuffle(scales, 4 * n + 1)
+                let s3 = scaleShuffle(scales, 4 * n + 2), s4 = scaleShuffle(scales, 4 * n + 3)
+                let off = 256 * b + 128 * n
+                step6(q1, s1, y0 + off, &i0); step6(q2, s2, y0 + off + 32, &i0)
+                step6(q3, s3, y0 + off + 64, &i0); step6(q4, s4, y0 + off + 96, &i0)
+                if nt > 1 {
+                    step6(q1, s1, y1 + off, &i1); step6(q2, s2, y1 + off + 32, &i1)
+                    step6(q3, s3, y1 + off + 64, &i1); step6(q4, s4, y1 + off + 96, &i1)
+                }
+                if nt > 2 {
+                    step6(q1, s1, y2 + off, &i2); step6(q2, s2, y2 + off + 32, &i2)
+                    step6(q3, s3, y2 + off + 64, &i2); step6(q4, s4, y2 + off + 96, &i2)
+                }
+                if nt > 3 {
+                    step6(q1, s1, y3 + off, &i3); step6(q2, s2, y3 + off + 32, &i3)
+                    step6(q3, s3, y3 + off + 64, &i3); step6(q4, s4, y3 + off + 96, &i3)
+                }
+            }
+            let sc16 = _mm256_cvtepi8_epi16(scales)
+            finish6(i0, sc16, bs0 + 16 * b, d * d0[b], &acc0)
+            if nt > 1 { finish6(i1, sc16, bs1 + 16 * b, d * d1[b], &acc1) }
+            if nt > 2 { finish6(i2, sc16, bs2 + 16 * b, d * d2[b], &acc2) }
+            if nt > 3 { finish6(i3, sc16, bs3 + 16 * b, d * d3[b], &acc3) }
+        }
+        out[0] = hsum(acc0)
+        if nt > 1 { out[stride] = hsum(acc1) }
+        if nt > 2 { out[2 * stride] = hsum(acc2) }
+        if nt > 3 { out[3 * stride] = hsum(acc3) }
+    }
+
+    // MARK: - 32-element block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0)
+
+    /// Signed weights (Q4_0, Q5_0, Q8_0): |w| x sign(y, w).
+    @inline(__always)
+    static func stepSigned(_ aw: __m256i, _ w: __m256i, _ y: UnsafePointer<Int8>, _ scale: Float, _ acc: inout __m256) {
+        let p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(ld(y), w)), _mm256_set1_epi16(1))
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(p), acc)
+    }
+
+    /// Unsigned weights with a per-block offset (Q4_1, Q5_1): d*q*y + m*sum(y).
+    @inline(__always)
+    static func stepUnsigned(_ w: __m256i, _ y: UnsafePointer<Int8>, _ scale: Float, _ m: Float, _ ysum: Float,
+                             _ acc: inout __m256, _ sacc: inout Float) {
+        let p = _mm256_madd_epi16(_mm256_maddubs_epi16(w, ld(y)), _mm256_set1_epi16(1))
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(p), acc)
+        sacc = sacc.addingProduct(m, ysum)
+    }
+
+    @inline(__always)
+    static func tileQ32(_ type: GGMLType, _ row: UnsafeRawPointer, _ nb: Int, _ a: Acts, _ t0: Int, _ nt: Int,
+                        _ out: UnsafeMutablePointer<Float>, _ stride: Int) {
+        switch type {
+        case .q4_0: tile32(row, nb, a, t0, nt, out, stride, kind: 0)
+        case .q5_0: tile32(row, nb, a, t0, nt, out, stride, kind: 1)
+        case .q8_0: tile32(row, nb, a, t0, nt, out, stride, kind: 2)
+        case .q4_1: tile32(row, nb, a, t0, nt, out, stride, kind: 3)
+        default: tile32(row, nb, a, t0, nt, out, stride, kind: 4)
+        }
+    }
+
+    /// kind: 0 Q4_0, 1 Q5_0, 2 Q8_0 (signed); 3 Q4_1, 4 Q5_1 (unsigned + min).
+    @inline(__always)
+    static func tile32(_ row: UnsafeRawPointer, _ nb: Int, _ a: Acts, _ t0: Int, _ nt: Int,
+                       _ out: UnsafeMutablePointer<Float>, _ stride: Int, kind: Int) {
+        let blockBytes: Int
+        switch kind {
+        case 0: blockBytes = 18
+        case 1: blockBytes = 22
+        case 2: blockBytes = 34
+        case 3: blockBytes = 20
+        default: blockBytes = 24
+        }
+        let cols = a.cols
+        let y0 = a.qs + t0 * cols, y1 = y0 + cols, y2 = y1 + cols, y3 = y2 + cols
+        let d0 = a.d + t0 * nb, d1 = d0 + nb, d2 = d1 + nb, d3 = d2 + nb
+        let sBase = a.sums.assumingMemoryBound(to: Float.self) + t0 * nb
+        let s0 = sBase, s1 = s0 + nb, s2 = s1 + nb, s3 = s2 + nb
+        var acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0
+        var sacc0: Float = 0, sacc1: Float = 0, sacc2: Float = 0, sacc3: Float = 0
+        let m8 = _mm256_set1_epi8(8), mF0 = _mm256_set1_epi8(-16), m10 = _mm256_set1_epi8(0x10)
+        for b in 0..<nb {
+            let blk = row + blockBytes * b
+            let d = half(blk)
+            let off = 32 * b
+            if kind <= 2 {
+                let w: __m256i
+                switch kind {
+                case 0: w = _mm256_sub_epi8(nibbles32(blk + 2), m8)
+                case 1:
+                    let bits = bytesFromBits(blk.loadUnaligned(fromByteOffset: 2, as: UInt32.self))
+                    w = _mm256_or_si256(nibbles32(blk + 6), _mm256_andnot_si256(bits, mF0))
+                default: w = ld(blk + 2)
+                }
+                let aw = _mm256_sign_epi8(w, w)
+                stepSigned(aw, w, y0 + off, d * d0[b], &acc0)
+                if nt > 1 { stepSigned(aw, w, y1 + off, d * d1[b], &acc1) }
+                if nt > 2 { stepSigned(aw, w, y2 + off, d * d2[b], &acc2) }
+                if nt > 3 { stepSigned(aw, w, y3 + off, d * d3[b], &acc3) }
+            } else {
+                let m = half(blk, 2)
+                let w: __m256i
+                if kind == 3 {
+                    w = nibbles32(blk + 4)
+                } else {
+                    let bits = bytesFromBits(blk.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+                    w = _mm256_or_si256(nibbles32(blk + 8), _mm256_and_si256(bits, m10))
+                }
+                stepUnsigned(w, y0 + off, d * d0[b], m, s0[b], &acc0, &sacc0)
+                if nt > 1 { stepUnsigned(w, y1 + off, d * d1[b], m, s1[b], &acc1, &sacc1) }
+                if nt > 2 { stepUnsigned(w, y2 + off, d * d2[b], m, s2[b], &acc2, &sacc2) }
+                if nt > 3 { stepUnsigned(w, y3 + off, d * d3[b], m, s3[b], &acc3, &sacc3) }
+            }
+        }
+        out[0] = hsum(acc0) + sacc0
+        if nt > 1 { out[stride] = hsum(acc1) + sacc1 }
+        if nt > 2 { out[2 * stride] = hsum(acc2) + sacc2 }
+        if nt > 3 { out[3 * stride] = hsum(acc3) + sacc3 }
     }
 }
