@@ -106,7 +106,5 @@ let package = Package(
         .testTarget(name: "ServiceTests",
                     dependencies: ["TandemService", "MetricsStore", "Gateway", "Estimator", "ConfigAdvisor"],
                     path: "Tests/ServiceTests"),
-        .testTarget(name: "IntegrationTests", dependencies: ["TandemWire", "TandemBus", "TandemService"],
-                    path: "Tests/IntegrationTests"),
     ]
 )

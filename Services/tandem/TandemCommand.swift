@@ -10,6 +10,11 @@ struct TandemCommand: AsyncParsableCommand {
         abstract: "Tandem: distributed speculative decoding. Run a local cluster, benchmark, fetch models.",
         subcommands: [
             // Subcommands are registered here (one line each).
+            UpCommand.self,
+            StatusCommand.self,
+            ModelsCommand.self,
+            GenerateCommand.self,
+            BenchBusCommand.self,
         ]
     )
 }

@@ -1,0 +1,53 @@
+# Tandem: the two commands a new user needs (see README.md):
+#   make demo   start a local cluster with the default Qwen pair and send one chat request
+#   make test   run the test suite
+# Both install missing system packages (Debian/Ubuntu) and Python tools first.
+
+SWIFT ?= swift
+PYTHON ?= python3
+APT_PACKAGES := libzmq3-dev libsqlite3-dev pkg-config python3 unzip
+PIP_PACKAGES := gguf numpy tokenizers openai
+DEBUG_BIN := .build/debug
+RELEASE_BIN := .build/release
+
+.PHONY: deps system-deps python-deps build build-release test-models test demo bench clean
+
+deps: system-deps python-deps
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing system packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+python-deps:
+	@$(PYTHON) -c "import gguf, numpy, tokenizers, openai" 2>/dev/null || { \
+	  echo "Installing Python packages: $(PIP_PACKAGES)"; \
+	  $(PYTHON) -m pip install -q $(PIP_PACKAGES) || $(PYTHON) -m pip install -q --break-system-packages $(PIP_PACKAGES); }
+
+build: deps
+	$(SWIFT) build
+
+build-release: deps
+	$(SWIFT) build -c release
+
+# The test suite needs only the small model (93 MB); Qwen-dependent tests skip visibly without it.
+test-models: build
+	$(DEBUG_BIN)/tandem models fetch smollm2-135m-instruct
+
+test: test-models
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+demo: build-release
+	$(RELEASE_BIN)/tandem models fetch qwen2.5-coder-1.5b-instruct qwen2.5-coder-0.5b-instruct
+	$(RELEASE_BIN)/tandem up --demo
+
+bench: build-release
+	$(RELEASE_BIN)/tandem bench bus
+	$(RELEASE_BIN)/tandem bench engine --model qwen2.5-coder-1.5b-instruct
+
+clean:
+	rm -rf .build tandem-data

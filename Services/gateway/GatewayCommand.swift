@@ -1,0 +1,66 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import TandemBus
+import TandemService
+import TandemTelemetry
+import TandemWire
+
+/// `gateway`: the OpenAI-compatible HTTP front door, the registry of live replicas (`control`
+/// socket), session placement and each session's authoritative token history.
+@main
+struct GatewayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gateway",
+        abstract: "Tandem gateway: OpenAI-compatible HTTP API, replica registry, session placement.")
+
+    @OptionGroup var common: CommonOptions
+
+    @Option(help: "HTTP listen address host:port; port 0 picks a free one [TANDEM_HTTP_BIND].")
+    var httpBind: String?
+
+    @Option(help: "Control ROUTER bind endpoint [TANDEM_CONTROL_BIND].")
+    var controlBind: String?
+
+    @Option(help: "Expected heartbeat interval of replicas, ms [TANDEM_HEARTBEAT_MS].")
+    var heartbeatMs: Int?
+
+    @Option(help: "Missed heartbeats before a replica is marked dead [TANDEM_MISSED_HEARTBEATS].")
+    var missedHeartbeats: Int?
+
+    func run() async throws {
+        let registry = TelemetryBootstrap.bootstrap(label: "gateway", level: common.resolvedLogLevel())
+        let logger = Logger(label: "tandem.gateway")
+        let policy = Registry.Policy(
+            heartbeatIntervalMs: try Setting.int(heartbeatMs, env: "TANDEM_HEARTBEAT_MS", default: 500),
+            missedHeartbeatsAllowed: try Setting.int(missedHeartbeats, env: "TANDEM_MISSED_HEARTBEATS", default: 3))
+        let (host, port) = try Self.parseHostPort(
+            Setting.string(httpBind, env: "TANDEM_HTTP_BIND", default: DefaultEndpoints.gatewayHTTP))
+        let control = try BusAddress.resolve(flag: controlBind, env: "TANDEM_CONTROL_BIND",
+                                             default: DefaultEndpoints.gatewayControl)
+
+        let context = try BusContext()
+        let gateway = try Gateway(context: context, controlBind: control, policy: policy, metrics: registry,
+                                  logger: logger)
+        let app = Application(
+            router: gateway.makeRouter(),
+            configuration: .init(address: .hostname(host, port: port), serverName: "tandem-gateway"),
+            onServerRunning: { channel in
+                let bound = channel.localAddress?.port ?? port
+                // One parseable line for `tandem up` and tests.
+                ReadyLine.announce(["http": "http://\(host):\(bound)",
+                                    "control": gateway.control.endpoint.boundEndpoint ?? control])
+            },
+            logger: logger)
+        try await ServiceRunner.run([app, gateway], context: context, logger: logger)
+    }
+
+    static func parseHostPort(_ text: String) throws -> (String, Int) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+              (0...65535).contains(port) else {
+            throw ValidationError("HTTP bind '\(text)' is not host:port")
+        }
+        return (String(text[..<colon]), port)
+    }
+}

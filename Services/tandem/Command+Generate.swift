@@ -1,0 +1,98 @@
+import ArgumentParser
+import Foundation
+import Logging
+import TandemEngine
+
+/// `tandem generate`: runs one model locally and streams its continuation of a prompt.
+///
+/// A direct, single-sequence use of `ForwardEngine` (prefill in one call, then one decode call per token);
+/// handy to check a model file and the engine's output by eye.
+struct GenerateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Generate text from a prompt with a local GGUF model (no server).")
+
+    @Option(help: "Path to a GGUF model file.")
+    var model: String
+
+    @Option(help: "Prompt text.")
+    var prompt: String?
+
+    @Option(help: "Comma-separated prompt token ids (instead of --prompt; bypasses the tokenizer).")
+    var tokens: String?
+
+    @Flag(help: "Wrap the prompt in the ChatML chat template as a user message.")
+    var chat = false
+
+    @Option(name: .customLong("max-tokens"), help: "Maximum number of tokens to generate.")
+    var maxTokens = 128
+
+    @Option(help: "Sampling temperature (0 = greedy).")
+    var temperature: Float = 0
+
+    @Option(name: .customLong("top-p"), help: "Nucleus sampling mass (1 = off).")
+    var topP: Float = 1
+
+    @Option(name: .customLong("top-k"), help: "Top-k cutoff (0 = off).")
+    var topK = 0
+
+    @Option(help: "Random seed (with the position, determines every random draw).")
+    var seed: UInt64 = 0
+
+    @Option(help: "Compute threads.")
+    var threads = 2
+
+    @Flag(name: .customLong("print-ids"), help: "Print token ids instead of text.")
+    var printIds = false
+
+    func run() async throws {
+        var logger = Logger(label: "tandem.generate")
+        logger.logLevel = .warning
+        let lm = try LanguageModel.load(path: (model as NSString).expandingTildeInPath, logger: logger)
+
+        var promptTokens: [Int32]
+        if let tokens {
+            promptTokens = try tokens.split(separator: ",").map {
+                guard let v = Int32($0.trimmingCharacters(in: .whitespaces)) else {
+                    throw ValidationError("--tokens: '\($0)' is not a token id")
+                }
+                return v
+            }
+        } else if let prompt {
+            _ = prompt
+            throw ValidationError("--prompt needs the tokenizer, which is not integrated yet; use --tokens")
+        } else {
+            throw ValidationError("give --prompt or --tokens")
+        }
+        guard !promptTokens.isEmpty else { throw ValidationError("the prompt is empty") }
+
+        let engine = ForwardEngine(model: lm, threads: threads)
+        let capacity = min(lm.config.contextLength, promptTokens.count + maxTokens)
+        let cache = engine.makeCache(capacity: capacity)
+        let sampler = Sampler(vocabSize: lm.config.vocabularySize)
+        let params = SamplingParams(temperature: temperature, topK: topK, topP: topP, seed: seed)
+        let eos = Set<Int32>()
+
+        let start = Date()
+        var result = try engine.forward([ForwardRequest(cache: cache, tokens: promptTokens, logits: .last)])
+        let prefillTime = Date().timeIntervalSince(start)
+        var generated: [Int32] = []
+        let decodeStart = Date()
+        while generated.count < maxTokens {
+            let position = cache.count
+            let next = sampler.sample(logits: result.logits(request: 0), params: params, position: position,
+                                      recentTokens: generated)
+            generated.append(next)
+            print(next, terminator: " ")
+            fflush(stdout)
+            if eos.contains(next) || cache.remaining == 0 { break }
+            result = try engine.forward([ForwardRequest(cache: cache, tokens: [next], logits: .last)])
+        }
+        print("")
+        let decodeTime = Date().timeIntervalSince(decodeStart)
+        FileHandle.standardError.write(Data(String(
+            format: "[prompt %d tokens in %.2f s (%.1f t/s); generated %d tokens in %.2f s (%.1f t/s)]\n",
+            promptTokens.count, prefillTime, Double(promptTokens.count) / prefillTime,
+            generated.count, decodeTime, Double(max(generated.count - 1, 0)) / max(decodeTime, 1e-9)).utf8))
+    }
+}

@@ -1,0 +1,102 @@
+import ArgumentParser
+import Foundation
+import Logging
+import TandemEngine
+import TandemBus
+import TandemService
+import TandemWire
+import UnixSignals
+
+/// `tandem up`: a whole cluster as local processes.
+struct UpCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "up",
+        abstract: "Start gateway, metrics-store, estimator, config-advisor, verifiers and drafters locally.",
+        discussion: "Waits until every replica has registered, prints the HTTP endpoint, and stops everything on Ctrl-C.")
+
+    @Option(help: "Drafter replicas.") var drafters = 1
+    @Option(help: "Verifier replicas.") var verifiers = 1
+    @Flag(help: "Use SmolLM2-135M for both roles (fast).") var small = false
+    @Option(help: "Target model (catalog name or GGUF path).") var targetModel: String?
+    @Option(help: "Draft model (catalog name or GGUF path).") var draftModel: String?
+    @Option(help: "HTTP listen address.") var http = DefaultEndpoints.gatewayHTTP
+    @Flag(help: "Bind every socket on a free port (several clusters on one machine, tests).") var ephemeral = false
+    @Option(help: "Folder for the metrics database and service logs.") var dataDir = "tandem-data"
+    @Flag(help: "Print the cluster status once everyone registered, then shut down.") var exitAfterReady = false
+    @Option(help: "Seconds to wait for every replica to register.") var startTimeout = 300
+
+    func run() async throws {
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        let logger = Logger(label: "tandem.up")
+        var plan = ClusterPlan()
+        plan.drafters = drafters
+        plan.verifiers = verifiers
+        plan.ephemeral = ephemeral
+        plan.httpBind = http
+        plan.dataDirectory = dataDir
+        plan.targetModel = targetModel ?? (small ? "smollm2-135m-instruct" : nil)
+        plan.draftModel = draftModel ?? (small ? "smollm2-135m-instruct" : nil)
+        guard drafters >= 1, verifiers >= 1 else { throw ValidationError("need at least one drafter and one verifier") }
+
+        let launcher = try ClusterLauncher(plan: plan, logger: logger)
+        let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
+        do {
+            print("Starting Tandem (\(verifiers) verifier(s), \(drafters) drafter(s)); logs in \(launcher.logDirectory)")
+            let endpoints = try await launcher.start()
+            let status = try await launcher.waitRegistered(control: endpoints.control, timeout: .seconds(startTimeout))
+            print(StatusTable.render(status))
+            print("PIDS " + launcher.children.map { "\($0.name)=\($0.pid)" }.joined(separator: " "))
+            print("READY http=\(endpoints.http) control=\(endpoints.control)")
+            print("Tandem is serving at \(endpoints.http)  (Ctrl-C to stop)")
+            fflushStdout()
+            if !exitAfterReady {
+                for await _ in signals { break }
+            }
+        } catch {
+            print("tandem up failed: \(error)")
+            await launcher.shutdown()
+            throw ExitCode.failure
+        }
+        print("Stopping Tandem...")
+        await launcher.shutdown()
+        print("Stopped.")
+    }
+}
+
+/// `tandem status`: the gateway's registry.
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "List live replicas.")
+
+    @Option(help: "Gateway control endpoint [TANDEM_GATEWAY_CONTROL].") var gatewayControl: String?
+
+    func run() async throws {
+        let endpoint = try BusAddress.resolve(flag: gatewayControl, env: "TANDEM_GATEWAY_CONTROL",
+                                              default: DefaultEndpoints.gatewayControl)
+        let context = try BusContext()
+        let client = try BusEndpoint.dealer(context: context, connect: endpoint)
+        defer { Task { await client.close(); await context.shutdown() } }
+        let reply = try await client.call(.status(StatusQuery()), timeout: .seconds(3))
+        guard case .clusterStatus(let status) = reply else { throw LaunchError("unexpected reply \(reply.kind)") }
+        print(StatusTable.render(status))
+    }
+}
+
+enum StatusTable {
+    static func render(_ status: ClusterStatus) -> String {
+        let now = Date().timeIntervalSince1970 * 1000
+        var rows = [["ROLE", "ID", "STATE", "ENDPOINT", "MODEL", "SESSIONS", "LAST HEARTBEAT"]]
+        for r in status.replicas {
+            rows.append([r.registration.role.rawValue, r.registration.replicaID, r.alive ? "alive" : "dead",
+                         r.registration.endpoint ?? "-", r.registration.model ?? "-", "\(r.load.activeSessions)",
+                         String(format: "%.1fs ago", (now - r.lastHeartbeat) / 1000)])
+        }
+        let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max() ?? 0 }
+        return rows.map { row in
+            zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+}
+
+func fflushStdout() {
+    FileHandle.standardOutput.synchronizeFile()
+}
