@@ -35,8 +35,14 @@ public final class SpeculativeDrafter {
         let token = sampler.sample(logits: logits, params: p, position: position, recentTokens: recentTokens)
         let confidence: Float = params.isGreedy
             ? Self.topProbability(logits: logits, vocabSize: sampler.vocabSize)
-            : sampler.distribution.maxProbability
+            : sampler.maxProbability
         return DraftStep(token: token, confidence: confidence)
+    }
+
+    /// Variant taking the penalty history as an array (no default, to keep calls unambiguous).
+    public func draft(logits: UnsafeBufferPointer<Float>, params: SamplingParams, position: Int,
+                      recentTokens: [Int32]) -> DraftStep {
+        recentTokens.withUnsafeBufferPointer { draft(logits: logits, params: params, position: position, recentTokens: $0) }
     }
 
     /// Array convenience for ``draft(logits:params:position:recentTokens:)``.
@@ -46,7 +52,7 @@ public final class SpeculativeDrafter {
         }
     }
 
-    /// The distribution the last drafted token was sampled from (reused storage: read it before the next call).
+    /// The distribution the last drafted token was sampled from (a fresh copy, like ``copyDistribution()``).
     public var distribution: SparseDistribution { sampler.distribution }
 
     /// A compact copy of the last draft distribution, to send in `exact` mode.

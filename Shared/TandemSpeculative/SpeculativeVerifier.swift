@@ -58,6 +58,20 @@ public final class SpeculativeVerifier {
         let stride = rowStride ?? vocabSize
         precondition(stride >= vocabSize, "row stride shorter than the vocabulary")
         precondition(targetLogits.count >= k * stride + vocabSize, "need K + 1 rows of target logits")
+        let v = vocabSize
+        verify(mode: mode, draftTokens: draftTokens, draftDistributions: draftDistributions,
+               targetRow: { UnsafeBufferPointer(rebasing: targetLogits[($0 * stride)..<($0 * stride + v)]) },
+               position: position, params: params, recentTokens: recentTokens, into: &result)
+    }
+
+    /// Same as the buffer variant, with the target's logits for position `position + i` given by
+    /// `targetRow(i)` for `i` in `0...K` (e.g. `{ forward.logits(request: r, row: $0) }`).
+    public func verify(mode: SpeculationMode, draftTokens: UnsafeBufferPointer<Int32>,
+                       draftDistributions: [SparseDistribution], targetRow: (Int) -> UnsafeBufferPointer<Float>,
+                       position: Int, params: SamplingParams,
+                       recentTokens: UnsafeBufferPointer<Int32> = UnsafeBufferPointer(start: nil, count: 0),
+                       into result: inout VerificationResult) {
+        let k = draftTokens.count
         let useRejection = mode == .exact && !params.isGreedy
         precondition(!useRejection || draftDistributions.count == k, "exact mode needs one distribution per draft")
         result.reset(draftCount: k)
@@ -70,7 +84,8 @@ public final class SpeculativeVerifier {
         }
 
         for i in 0...k {
-            let row = UnsafeBufferPointer(rebasing: targetLogits[(i * stride)..<(i * stride + vocabSize)])
+            let row = targetRow(i)
+            precondition(row.count >= vocabSize, "target logits row shorter than the vocabulary")
             if penalty {
                 history.withUnsafeBufferPointer { sampler.computeDistribution(logits: row, params: params, recentTokens: $0) }
             } else {
@@ -86,7 +101,7 @@ public final class SpeculativeVerifier {
             var correction: Int32 = x
             if useRejection {
                 let q = draftDistributions[i]
-                let px = sampler.distribution.probability(of: x)
+                let px = sampler.probability(of: x)
                 var qx = q.probability(of: x)
                 let qUsable = qx > 0
                 if !qUsable { qx = 1 }
@@ -110,6 +125,18 @@ public final class SpeculativeVerifier {
                 for _ in i..<k { result.acceptFlags.append(false) }
                 result.tokens.append(correction)
                 return
+            }
+        }
+    }
+
+    /// Array-friendly variant of the row-closure form (drafts and history as arrays; result reused).
+    public func verify(mode: SpeculationMode, draftTokens: [Int32], draftDistributions: [SparseDistribution],
+                       targetRow: (Int) -> UnsafeBufferPointer<Float>, position: Int, params: SamplingParams,
+                       recentTokens: [Int32], into result: inout VerificationResult) {
+        draftTokens.withUnsafeBufferPointer { d in
+            recentTokens.withUnsafeBufferPointer { r in
+                verify(mode: mode, draftTokens: d, draftDistributions: draftDistributions, targetRow: targetRow,
+                       position: position, params: params, recentTokens: r, into: &result)
             }
         }
     }
@@ -141,42 +168,43 @@ public final class SpeculativeVerifier {
                     let t = Int(q.tokens[j])
                     if t >= 0 && t < v { dq[t] += q.probs[j] }
                 }
-            } else {
+            } else if draft >= 0 && Int(draft) < v {
                 dq[Int(draft)] = 1
             }
             defer {
                 if qUsable {
                     for t in q.tokens where t >= 0 && Int(t) < v { dq[Int(t)] = 0 }
-                } else {
+                } else if draft >= 0 && Int(draft) < v {
                     dq[Int(draft)] = 0
                 }
             }
-            let p = sampler.distribution
-            var total: Double = 0
-            for j in p.tokens.indices {
-                total += Double(max(0, p.probs[j] - dq[Int(p.tokens[j])]))
-            }
-            var chosen: Int32 = -1
-            if total > 1e-9 {
-                let target = u * total
-                var cum: Double = 0
-                for j in p.tokens.indices {
-                    let r = max(0, p.probs[j] - dq[Int(p.tokens[j])])
-                    guard r > 0 else { continue }
-                    chosen = p.tokens[j]
-                    cum += Double(r)
-                    if cum > target { break }
+            return sampler.withDistribution { tokens, probs -> Int32 in
+                var total: Double = 0
+                for j in 0..<tokens.count {
+                    total += Double(max(0, probs[j] - dq[Int(tokens[j])]))
                 }
-            } else {
-                let target = u
-                var cum: Double = 0
-                for j in p.tokens.indices where p.probs[j] > 0 {
-                    chosen = p.tokens[j]
-                    cum += Double(p.probs[j])
-                    if cum > target { break }
+                var chosen: Int32 = -1
+                if total > 1e-9 {
+                    let target = u * total
+                    var cum: Double = 0
+                    for j in 0..<tokens.count {
+                        let r = max(0, probs[j] - dq[Int(tokens[j])])
+                        guard r > 0 else { continue }
+                        chosen = tokens[j]
+                        cum += Double(r)
+                        if cum > target { break }
+                    }
+                } else {
+                    let target = u
+                    var cum: Double = 0
+                    for j in 0..<tokens.count where probs[j] > 0 {
+                        chosen = tokens[j]
+                        cum += Double(probs[j])
+                        if cum > target { break }
+                    }
                 }
+                return chosen >= 0 ? chosen : tokens[0]
             }
-            return chosen >= 0 ? chosen : p.tokens[0]
         }
     }
 }

@@ -121,6 +121,27 @@ struct SamplerTests {
         #expect(distinct.count > 10)
     }
 
+    @Test("pruned Gumbel-max equals the plain argmax of log p + g")
+    func gumbelPruningIsExact() {
+        var rng = TestRNG(seed: 31)
+        for trial in 0..<300 {
+            let n = [2, 10, 1000, 20_000][trial % 4]
+            let logits = rng.logits(n, scale: trial % 3 == 0 ? 6 : 1)
+            let probs = softmax(logits).map(Float.init)
+            let tokens = (0..<n).map { Int32($0 * 3 + 1) }
+            let random = PositionRandom(seed: UInt64(trial))
+            // Plain definition: argmax over the support of log p + Gumbel(seed, position, token).
+            var best = -Double.infinity
+            var expected: Int32 = -1
+            for (t, p) in zip(tokens, probs) where p > 0 {
+                let score = log(Double(p)) + random.gumbel(position: trial, token: t)
+                if score > best { best = score; expected = t }
+            }
+            let got = Sampler.gumbelArgmax(SparseDistribution(tokens: tokens, probs: probs), random: random, position: trial)
+            #expect(got == expected)
+        }
+    }
+
     @Test("Gumbel-max frequencies match the softmax (chi-square)")
     func frequencies() {
         let logits: [Float] = [0.3, -1, 2, 0.1, 1.2, -0.5, 0.8, -2, 1.5, 0]

@@ -20,33 +20,60 @@ import Foundation
 public final class Sampler {
     public let vocabSize: Int
 
-    /// The distribution computed by the last ``computeDistribution(logits:params:recentTokens:)`` call.
-    ///
-    /// It lives in buffers the sampler reuses: read it before the next call, and use ``copyDistribution()``
-    /// to keep it (holding on to this value would make the next call copy a vocabulary-sized buffer).
-    public private(set) var distribution: SparseDistribution
-
+    /// Support of the last computed distribution (valid prefix: `supportCount`).
+    private let supportTokens: UnsafeMutablePointer<Int32>
+    private let supportProbs: UnsafeMutablePointer<Float>
+    /// Number of tokens in the last computed distribution.
+    public private(set) var supportCount: Int = 0
     /// Logits after temperature and penalty.
-    private var scaled: [Float]
+    private let scaled: UnsafeMutablePointer<Float>
     /// Candidate token ids for the selection heaps.
-    private var order: [Int32]
+    private let order: UnsafeMutablePointer<Int32>
 
     public init(vocabSize: Int) {
         precondition(vocabSize > 0, "vocabulary must not be empty")
         self.vocabSize = vocabSize
-        var tokens: [Int32] = []
-        tokens.reserveCapacity(vocabSize)
-        var probs: [Float] = []
-        probs.reserveCapacity(vocabSize)
-        distribution = SparseDistribution(tokens: tokens, probs: probs)
-        scaled = [Float](repeating: 0, count: vocabSize)
-        order = [Int32](repeating: 0, count: vocabSize)
+        supportTokens = .allocate(capacity: vocabSize)
+        supportProbs = .allocate(capacity: vocabSize)
+        scaled = .allocate(capacity: vocabSize)
+        order = .allocate(capacity: vocabSize)
     }
 
-    /// A compact copy of ``distribution`` that is safe to keep or send.
-    public func copyDistribution() -> SparseDistribution {
-        let n = distribution.tokens.count
-        return SparseDistribution(tokens: Array(distribution.tokens[0..<n]), probs: Array(distribution.probs[0..<n]))
+    deinit {
+        supportTokens.deallocate()
+        supportProbs.deallocate()
+        scaled.deallocate()
+        order.deallocate()
+    }
+
+    /// The distribution computed by the last ``computeDistribution(logits:params:recentTokens:)`` call, as a
+    /// fresh value (allocates: for hot paths use ``withDistribution(_:)``, ``probability(of:)``,
+    /// ``maxProbability`` or ``sampleDistribution(random:position:)``, which read the sampler's own buffers).
+    public var distribution: SparseDistribution {
+        SparseDistribution(tokens: Array(UnsafeBufferPointer(start: supportTokens, count: supportCount)),
+                           probs: Array(UnsafeBufferPointer(start: supportProbs, count: supportCount)))
+    }
+
+    /// Same as ``distribution``: a compact copy that is safe to keep or send.
+    public func copyDistribution() -> SparseDistribution { distribution }
+
+    /// Zero-copy access to the last computed distribution (tokens, probabilities). Do not escape the buffers.
+    public func withDistribution<R>(_ body: (UnsafeBufferPointer<Int32>, UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        try body(UnsafeBufferPointer(start: supportTokens, count: supportCount),
+                 UnsafeBufferPointer(start: supportProbs, count: supportCount))
+    }
+
+    /// Probability of `token` in the last computed distribution (0 outside the support). Linear scan.
+    public func probability(of token: Int32) -> Float {
+        for i in 0..<supportCount where supportTokens[i] == token { return supportProbs[i] }
+        return 0
+    }
+
+    /// Largest probability of the last computed distribution.
+    public var maxProbability: Float {
+        var m: Float = 0
+        for i in 0..<supportCount where supportProbs[i] > m { m = supportProbs[i] }
+        return m
     }
 
     // MARK: Distribution
@@ -63,25 +90,21 @@ public final class Sampler {
         let greedy = params.isGreedy
         let invT: Float = greedy ? 1 : 1 / params.temperature
         let penalty = params.hasRepetitionPenalty
-        distribution.tokens.removeAll(keepingCapacity: true)
-        distribution.probs.removeAll(keepingCapacity: true)
-
+        supportCount = 0
+        let l = logits.baseAddress!
         if greedy && !penalty {
-            appendOneHot(Self.argmax(logits.baseAddress!, n))
+            appendOneHot(Self.argmax(l, n))
             return
         }
-        scaled.withUnsafeMutableBufferPointer { sbuf in
-            let s = sbuf.baseAddress!
-            if greedy {
-                for i in 0..<n { s[i] = logits[i] }
-            } else {
-                for i in 0..<n { s[i] = logits[i] * invT }
-            }
-            if penalty { Self.applyPenalty(s, n, recentTokens, params) }
-        }
+        let s = scaled
         if greedy {
-            let t = scaled.withUnsafeBufferPointer { Self.argmax($0.baseAddress!, n) }
-            appendOneHot(t)
+            s.update(from: l, count: n)
+        } else {
+            for i in 0..<n { s[i] = l[i] * invT }
+        }
+        if penalty { Self.applyPenalty(s, n, recentTokens, params) }
+        if greedy {
+            appendOneHot(Self.argmax(s, n))
             return
         }
         truncateAndNormalize(params)
@@ -94,12 +117,24 @@ public final class Sampler {
         }
     }
 
+    /// Variant taking the penalty history as an array (no default, to keep calls unambiguous).
+    public func computeDistribution(logits: UnsafeBufferPointer<Float>, params: SamplingParams, recentTokens: [Int32]) {
+        recentTokens.withUnsafeBufferPointer { computeDistribution(logits: logits, params: params, recentTokens: $0) }
+    }
+
     /// Samples the next token at `position`: computes the distribution, then Gumbel-max over its support.
     @discardableResult
     public func sample(logits: UnsafeBufferPointer<Float>, params: SamplingParams, position: Int,
                        recentTokens: UnsafeBufferPointer<Int32> = UnsafeBufferPointer(start: nil, count: 0)) -> Int32 {
         computeDistribution(logits: logits, params: params, recentTokens: recentTokens)
         return sampleDistribution(random: PositionRandom(seed: params.seed), position: position)
+    }
+
+    /// Variant taking the penalty history as an array (no default, to keep calls unambiguous).
+    @discardableResult
+    public func sample(logits: UnsafeBufferPointer<Float>, params: SamplingParams, position: Int,
+                       recentTokens: [Int32]) -> Int32 {
+        recentTokens.withUnsafeBufferPointer { sample(logits: logits, params: params, position: position, recentTokens: $0) }
     }
 
     /// Array convenience for ``sample(logits:params:position:recentTokens:)``.
@@ -112,11 +147,9 @@ public final class Sampler {
 
     /// Gumbel-max sample from the current ``distribution`` at `position`.
     public func sampleDistribution(random: PositionRandom, position: Int) -> Int32 {
-        distribution.tokens.withUnsafeBufferPointer { t in
-            distribution.probs.withUnsafeBufferPointer { p in
-                Self.gumbelArgmax(tokens: t, probs: p, random: random, position: position)
-            }
-        }
+        Self.gumbelArgmax(tokens: UnsafeBufferPointer(start: supportTokens, count: supportCount),
+                          probs: UnsafeBufferPointer(start: supportProbs, count: supportCount),
+                          random: random, position: position)
     }
 
     // MARK: Gumbel-max
@@ -129,16 +162,28 @@ public final class Sampler {
         precondition(tokens.count == probs.count && !tokens.isEmpty, "empty or malformed distribution")
         if tokens.count == 1 { return tokens[0] }
         let key = random.key(position: position, stream: .sample)
-        var best: Double = -1
-        var bestToken = tokens[0]
-        for i in 0..<tokens.count {
+        // Seed the running best with the most likely token, then skip every token that provably cannot beat
+        // it without taking a log: score_t = p_t / E_t < best  <=  E_t >= c = p_t / best (with a 1e-9
+        // margin), and E_t = -log u_t >= c  <=  u_t <= exp(-c), implied by u_t <= 1 - c because exp(-c) >= 1 - c.
+        // Skipped tokens could never have been chosen, so the result is identical to the plain argmax, but
+        // a 150k-token support costs one hash per token instead of one log.
+        var top = 0
+        for i in 1..<tokens.count where probs[i] > probs[top] { top = i }
+        var bestToken = tokens[top]
+        var best = Double(probs[top]) / key.exponential(UInt64(UInt32(bitPattern: bestToken)))
+        var invBest = (1 + 1e-9) / best
+        for i in 0..<tokens.count where i != top {
             let p = probs[i]
             guard p > 0 else { continue }
             let t = tokens[i]
-            let score = Double(p) / key.exponential(UInt64(UInt32(bitPattern: t)))
+            let index = UInt64(UInt32(bitPattern: t))
+            let c = Double(p) * invBest
+            if c < 1 && key.uniform(index) <= 1 - c { continue }
+            let score = Double(p) / key.exponential(index)
             if score > best || (score == best && t < bestToken) {
                 best = score
                 bestToken = t
+                invBest = (1 + 1e-9) / best
             }
         }
         return bestToken
@@ -173,8 +218,9 @@ public final class Sampler {
     // MARK: Internals
 
     private func appendOneHot(_ token: Int32) {
-        distribution.tokens.append(token)
-        distribution.probs.append(1)
+        supportTokens[0] = token
+        supportProbs[0] = 1
+        supportCount = 1
     }
 
     /// llama.cpp's rule, once per distinct token in the window: positive logits are divided by the penalty,
@@ -199,116 +245,105 @@ public final class Sampler {
     /// min-p, top-k, top-p and softmax over `scaled`, written into `distribution`.
     private func truncateAndNormalize(_ params: SamplingParams) {
         let n = vocabSize
-        scaled.withUnsafeBufferPointer { sbuf in
-            order.withUnsafeMutableBufferPointer { obuf in
-                let s = sbuf.baseAddress!
-                let h = obuf.baseAddress!
-                var m = -Float.infinity
-                for i in 0..<n where s[i] > m { m = s[i] }
-                guard m > -Float.infinity, m.isFinite else {
-                    // Everything masked (or +inf logits): fall back to the argmax.
-                    appendOneHot(Self.argmax(s, n))
-                    return
-                }
-                // min-p: p_t >= minP * p_max  <=>  s_t >= m + log(minP). Also drops -inf and NaN.
-                let threshold: Float = params.minP > 0 ? m + Float(log(Double(min(params.minP, 1)))) : -Float.greatestFiniteMagnitude
-                let topP = params.topP
-                let useTopP = topP < 1
-                let k = params.topK
+        let s = UnsafePointer(scaled)
+        let h = order
+        let outT = supportTokens
+        let outP = supportProbs
+        var m = -Float.infinity
+        for i in 0..<n where s[i] > m { m = s[i] }
+        guard m > -Float.infinity, m.isFinite else {
+            // Everything masked (or +inf logits): fall back to the argmax.
+            appendOneHot(Self.argmax(s, n))
+            return
+        }
+        // min-p: p_t >= minP * p_max  <=>  s_t >= m + log(minP). Also drops -inf and NaN.
+        let threshold: Float = params.minP > 0 ? m + Float(log(Double(min(params.minP, 1)))) : -Float.greatestFiniteMagnitude
+        let topP = params.topP
+        let useTopP = topP < 1
+        let k = params.topK
+        var out = 0
 
-                if k > 0 && k < n {
-                    // Partial selection: min-heap (root = worst kept) of the best k candidates, O(V log k).
-                    var count = 0
-                    for i in 0..<n {
-                        let v = s[i]
-                        guard v >= threshold else { continue }
-                        let t = Int32(i)
-                        if count < k {
-                            h[count] = t
-                            Self.siftUpWorst(h, count, s)
-                            count += 1
-                        } else if Self.better(t, h[0], s) {
-                            h[0] = t
-                            Self.siftDownWorst(h, count, 0, s)
-                        }
-                    }
-                    // Heap sort in place: best first.
-                    var end = count - 1
-                    while end > 0 {
-                        h.swapAt(0, end)
-                        Self.siftDownWorst(h, end, 0, s)
-                        end -= 1
-                    }
-                    var keep = count
-                    if useTopP {
-                        var z: Double = 0
-                        for j in 0..<count { z += Double(exp(s[Int(h[j])] - m)) }
-                        let target = Double(max(topP, 0)) * z
-                        var cum: Double = 0
-                        keep = count
-                        for j in 0..<count {
-                            cum += Double(exp(s[Int(h[j])] - m))
-                            if cum >= target { keep = j + 1; break }
-                        }
-                    }
-                    emit(h, keep, s, m)
-                } else if useTopP {
-                    // Sort only as far as needed: heapify all candidates, pop until the mass reaches topP.
-                    var count = 0
-                    var z: Double = 0
-                    for i in 0..<n where s[i] >= threshold {
-                        h[count] = Int32(i)
-                        count += 1
-                        z += Double(exp(s[i] - m))
-                    }
-                    var i = count / 2 - 1
-                    while i >= 0 {
-                        Self.siftDownBest(h, count, i, s)
-                        i -= 1
-                    }
-                    let target = Double(max(topP, 0)) * z
-                    var cum: Double = 0
-                    var size = count
-                    while size > 0 {
-                        let t = h[0]
-                        size -= 1
-                        h[0] = h[size]
-                        if size > 0 { Self.siftDownBest(h, size, 0, s) }
-                        let w = exp(s[Int(t)] - m)
-                        distribution.tokens.append(t)
-                        distribution.probs.append(w)
-                        cum += Double(w)
-                        if cum >= target { break }
-                    }
-                    normalize()
-                } else {
-                    // No truncation beyond min-p: the support is every candidate, in id order.
-                    for i in 0..<n where s[i] >= threshold {
-                        distribution.tokens.append(Int32(i))
-                        distribution.probs.append(exp(s[i] - m))
-                    }
-                    normalize()
+        if k > 0 && k < n {
+            // Partial selection: min-heap (root = worst kept) of the best k candidates, O(V log k).
+            var count = 0
+            for i in 0..<n {
+                let v = s[i]
+                guard v >= threshold else { continue }
+                let t = Int32(i)
+                if count < k {
+                    h[count] = t
+                    Self.siftUpWorst(h, count, s)
+                    count += 1
+                } else if Self.better(t, h[0], s) {
+                    h[0] = t
+                    Self.siftDownWorst(h, count, 0, s)
                 }
             }
-        }
-    }
-
-    private func emit(_ h: UnsafeMutablePointer<Int32>, _ count: Int, _ s: UnsafePointer<Float>, _ m: Float) {
-        for j in 0..<count {
-            let t = h[j]
-            distribution.tokens.append(t)
-            distribution.probs.append(exp(s[Int(t)] - m))
-        }
-        normalize()
-    }
-
-    private func normalize() {
-        distribution.probs.withUnsafeMutableBufferPointer { p in
+            // Heap sort in place: best first.
+            var end = count - 1
+            while end > 0 {
+                h.swapAt(0, end)
+                Self.siftDownWorst(h, end, 0, s)
+                end -= 1
+            }
+            for j in 0..<count {
+                outT[j] = h[j]
+                outP[j] = exp(s[Int(h[j])] - m)
+            }
+            out = count
+            if useTopP {
+                var z: Double = 0
+                for j in 0..<count { z += Double(outP[j]) }
+                let target = Double(max(topP, 0)) * z
+                var cum: Double = 0
+                for j in 0..<count {
+                    cum += Double(outP[j])
+                    if cum >= target { out = j + 1; break }
+                }
+            }
+        } else if useTopP {
+            // Sort only as far as needed: heapify all candidates, pop until the mass reaches topP.
+            var count = 0
             var z: Double = 0
-            for v in p { z += Double(v) }
-            let inv = Float(1 / z)
-            for i in p.indices { p[i] *= inv }
+            for i in 0..<n where s[i] >= threshold {
+                h[count] = Int32(i)
+                count += 1
+                z += Double(exp(s[i] - m))
+            }
+            var i = count / 2 - 1
+            while i >= 0 {
+                Self.siftDownBest(h, count, i, s)
+                i -= 1
+            }
+            let target = Double(max(topP, 0)) * z
+            var cum: Double = 0
+            var size = count
+            while size > 0 {
+                let t = h[0]
+                size -= 1
+                h[0] = h[size]
+                if size > 0 { Self.siftDownBest(h, size, 0, s) }
+                let w = exp(s[Int(t)] - m)
+                outT[out] = t
+                outP[out] = w
+                out += 1
+                cum += Double(w)
+                if cum >= target { break }
+            }
+        } else {
+            // No truncation beyond min-p: the support is every candidate, in id order.
+            for i in 0..<n where s[i] >= threshold {
+                outT[out] = Int32(i)
+                outP[out] = exp(s[i] - m)
+                out += 1
+            }
         }
+        // Normalize.
+        var z: Double = 0
+        for j in 0..<out { z += Double(outP[j]) }
+        let inv = Float(1 / z)
+        for j in 0..<out { outP[j] *= inv }
+        supportCount = out
     }
 
     /// `a` ranks before `b`: larger scaled logit, then lower id.
