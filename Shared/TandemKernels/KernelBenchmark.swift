@@ -15,6 +15,8 @@ public enum KernelBenchmark {
         public let cols: Int
         public let nTokens: Int
         public let secondsPerCall: Double
+        /// CPU time of the calling thread per call (meaningful for 1 thread on a busy machine).
+        public let cpuSecondsPerCall: Double
         public var gigabytesPerSecond: Double {
             Double(rows * (cols / type.blockSize) * type.bytesPerBlock) / secondsPerCall / 1e9
         }
@@ -23,7 +25,9 @@ public enum KernelBenchmark {
             let us = secondsPerCall * 1e6
             return "\(type.name) \(rows)x\(cols) nTokens=\(nTokens): \(fmt(us)) us/call, "
                 + "\(fmt(gigabytesPerSecond)) GB/s weights, \(fmt(gflops)) GFLOP/s, "
-                + "\(fmt(us / Double(nTokens))) us/token"
+                + "\(fmt(us / Double(nTokens))) us/token; caller CPU: "
+                + "\(fmt(Double(rows * (cols / type.blockSize) * type.bytesPerBlock) / cpuSecondsPerCall / 1e9)) GB/s, "
+                + "\(fmt(2 * Double(rows * cols * nTokens) / cpuSecondsPerCall / 1e9)) GFLOP/s"
         }
     }
 
@@ -63,6 +67,7 @@ public enum KernelBenchmark {
                         k = (k + 1) % copies
                     }
                     let start = now()
+                    let cpuStart = threadCPU()
                     var elapsed = 0.0
                     while elapsed < minSeconds || calls < 3 {
                         MatMul.multiply(WeightMatrix(type: type, rows: rows, cols: cols, data: data + k * matBytes),
@@ -71,8 +76,9 @@ public enum KernelBenchmark {
                         calls += 1
                         elapsed = now() - start
                     }
+                    let cpu = threadCPU() - cpuStart
                     let r = Result(type: type, rows: rows, cols: cols, nTokens: n,
-                                   secondsPerCall: elapsed / Double(calls))
+                                   secondsPerCall: elapsed / Double(calls), cpuSecondsPerCall: cpu / Double(calls))
                     print(r)
                     results.append(r)
                 }
@@ -89,6 +95,12 @@ public enum KernelBenchmark {
     static func now() -> Double {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+    }
+
+    static func threadCPU() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
     }
 

@@ -19,27 +19,133 @@ public enum MatMul {
     /// thread count either). Speculative verification relies on this.
     public static func multiply(_ w: WeightMatrix, _ x: UnsafePointer<Float>, nTokens: Int,
                                 _ out: UnsafeMutablePointer<Float>, pool: ComputePool, scratch: MatMulScratch) {
-        precondition(w.type.isSupported, "MatMul: unsupported type \(w.type.name)")
-        if nTokens <= 0 || w.rows == 0 { return }
-        scratch.reserve(cols: w.cols, nTokens: nTokens, threads: pool.threadCount)
-        switch w.type {
-        case .q4_K, .q5_K, .q6_K:
-            let acts = quantizeActivations(x, nTokens: nTokens, cols: w.cols, kFormat: true, scratch: scratch)
-            run(w, nTokens: nTokens, out, pool: pool) { row, t0, nt, o, stride in
-                switch w.type {
-                case .q4_K: tileQ4K(row, w.cols / 256, acts, t0, nt, o, stride)
-                case .q5_K: tileQ5K(row, w.cols / 256, acts, t0, nt, o, stride)
-                default: tileQ6K(row, w.cols / 256, acts, t0, nt, o, stride)
-                }
+        execute(Targets(w, out, nil, nil, nil, nil), x, nTokens: nTokens, pool: pool, scratch: scratch)
+    }
+
+    /// Several matrices applied to the same input (e.g. Q, K and V projections, or FFN gate and
+    /// up): the activations are quantized once and all rows run in one parallel loop, which
+    /// saves a synchronization per matrix. Results are bit-identical to separate `multiply` calls.
+    /// All matrices must have the same `cols`.
+    public static func multiply(_ a: WeightMatrix, _ outA: UnsafeMutablePointer<Float>,
+                                _ b: WeightMatrix, _ outB: UnsafeMutablePointer<Float>,
+                                _ c: WeightMatrix? = nil, _ outC: UnsafeMutablePointer<Float>? = nil,
+                                input x: UnsafePointer<Float>, nTokens: Int, pool: ComputePool,
+                                scratch: MatMulScratch) {
+        precondition(a.cols == b.cols && (c == nil || c!.cols == a.cols), "MatMul: shared input needs equal cols")
+        precondition((c == nil) == (outC == nil), "MatMul: matrix c needs an output")
+        execute(Targets(a, outA, b, outB, c, outC), x, nTokens: nTokens, pool: pool, scratch: scratch)
+    }
+
+    /// Up to three (matrix, output) pairs sharing one input, without heap allocation.
+    @usableFromInline
+    struct Targets {
+        let w0: WeightMatrix, o0: UnsafeMutablePointer<Float>
+        let w1: WeightMatrix?, o1: UnsafeMutablePointer<Float>?
+        let w2: WeightMatrix?, o2: UnsafeMutablePointer<Float>?
+        init(_ w0: WeightMatrix, _ o0: UnsafeMutablePointer<Float>, _ w1: WeightMatrix?,
+             _ o1: UnsafeMutablePointer<Float>?, _ w2: WeightMatrix?, _ o2: UnsafeMutablePointer<Float>?) {
+            self.w0 = w0; self.o0 = o0; self.w1 = w1; self.o1 = o1; self.w2 = w2; self.o2 = o2
+        }
+    }
+
+    enum Path { case k, q32, float }
+
+    @inline(__always)
+    static func path(_ t: GGMLType) -> Path {
+        switch t {
+        case .q4_K, .q5_K, .q6_K: return .k
+        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0: return .q32
+        default: return .float
+        }
+    }
+
+    static func execute(_ tg: Targets, _ x: UnsafePointer<Float>, nTokens: Int, pool: ComputePool,
+                        scratch: MatMulScratch) {
+        let cols = tg.w0.cols
+        if nTokens <= 0 { return }
+        scratch.reserve(cols: cols, nTokens: nTokens, threads: pool.threadCount)
+        var needK = false, need32 = false
+        @inline(__always) func note(_ w: WeightMatrix?) {
+            guard let w else { return }
+            precondition(w.type.isSupported, "MatMul: unsupported type \(w.type.name)")
+            switch path(w.type) {
+            case .k: needK = true
+            case .q32: need32 = true
+            case .float: break
             }
-        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0:
-            let acts = quantizeActivations(x, nTokens: nTokens, cols: w.cols, kFormat: false, scratch: scratch)
-            let t = w.type
-            run(w, nTokens: nTokens, out, pool: pool) { row, t0, nt, o, stride in
-                tileQ32(t, row, w.cols / 32, acts, t0, nt, o, stride)
+        }
+        note(tg.w0)
+        note(tg.w1)
+        note(tg.w2)
+        let kActs = needK ? quantizeActivations(x, nTokens: nTokens, cols: cols, kFormat: true, scratch: scratch, pool: pool) : nil
+        let qActs = need32 ? quantizeActivations(x, nTokens: nTokens, cols: cols, kFormat: false, scratch: scratch, pool: pool) : nil
+
+        let threads = pool.threadCount
+        let r0 = tg.w0.rows, r1 = tg.w1?.rows ?? 0, r2 = tg.w2?.rows ?? 0
+        let ch0 = chunkRows(r0 + r1 + r2, threads: threads)
+        let n0 = (r0 + ch0 - 1) / ch0, n1 = (r1 + ch0 - 1) / ch0, n2 = (r2 + ch0 - 1) / ch0
+        pool.parallelFor(n0 + n1 + n2) { c, thread in
+            if c < n0 {
+                rowsChunk(tg.w0, tg.o0, c * ch0, min(r0, (c + 1) * ch0), x, nTokens, kActs, qActs, scratch, thread)
+            } else if c < n0 + n1 {
+                let i = c - n0
+                rowsChunk(tg.w1!, tg.o1!, i * ch0, min(r1, (i + 1) * ch0), x, nTokens, kActs, qActs, scratch, thread)
+            } else {
+                let i = c - n0 - n1
+                rowsChunk(tg.w2!, tg.o2!, i * ch0, min(r2, (i + 1) * ch0), x, nTokens, kActs, qActs, scratch, thread)
+            }
+        }
+    }
+
+    /// Rows `r0..<r1` of `w` for all tokens.
+    @inline(__always)
+    static func rowsChunk(_ w: WeightMatrix, _ out: UnsafeMutablePointer<Float>, _ r0: Int, _ r1: Int,
+                          _ x: UnsafePointer<Float>, _ nTokens: Int, _ kActs: Acts?, _ qActs: Acts?,
+                          _ scratch: MatMulScratch, _ thread: Int) {
+        let rows = w.rows
+        switch w.type {
+        case .q4_K:
+            let a = kActs!, nb = w.cols / 256
+            forTiles(w, out, r0, r1, nTokens) { row, t0, nt, o in
+                withTileCount(nt) { n in tileK(row, nb, a, t0, n, o, rows, high: false) }
+            }
+        case .q5_K:
+            let a = kActs!, nb = w.cols / 256
+            forTiles(w, out, r0, r1, nTokens) { row, t0, nt, o in
+                withTileCount(nt) { n in tileK(row, nb, a, t0, n, o, rows, high: true) }
+            }
+        case .q6_K:
+            let a = kActs!, nb = w.cols / 256
+            forTiles(w, out, r0, r1, nTokens) { row, t0, nt, o in
+                withTileCount(nt) { n in tileQ6K(row, nb, a, t0, n, o, rows) }
+            }
+        case .q4_0:
+            let a = qActs!, nb = w.cols / 32
+            forTiles(w, out, r0, r1, nTokens) { row, t0, nt, o in
+                withTileCount(nt) { n in tile32(row, nb, a, t0, n, o, rows, kind: 0) }
+            }
+        case .q5_0:
+            let a = qActs!, nb = w.cols / 32
+            forTiles(w, out, r0, r1, nTokens) { row, t0, nt, o in
+                withTileCount(nt) { n in tile32(row, nb, a, t0, n, o, rows, kind: 1) }
+            }
+        case .q8_0:
+            let a = qActs!, nb = w.cols / 32
+            forTiles(w, out, r0, r1, nTokens) { row, t0, nt, o in
+                withTileCount(nt) { n in tile32(row, nb, a, t0, n, o, rows, kind: 2) }
+            }
+        case .q4_1:
+            let a = qActs!, nb = w.cols / 32
+            forTiles(w, out, r0, r1, nTokens) { row, t0, nt, o in
+                withTileCount(nt) { n in tile32(row, nb, a, t0, n, o, rows, kind: 3) }
+            }
+        case .q5_1:
+            let a = qActs!, nb = w.cols / 32
+            forTiles(w, out, r0, r1, nTokens) { row, t0, nt, o in
+                withTileCount(nt) { n in tile32(row, nb, a, t0, n, o, rows, kind: 4) }
             }
         default:
-            multiplyGeneric(w, x, nTokens: nTokens, out, pool: pool, scratch: scratch)
+            genericRows(w, out, r0, r1, x, nTokens, scratch.rowBuffer(thread: thread, cols: w.cols))
         }
     }
 
@@ -50,52 +156,51 @@ public enum MatMul {
         return max(4, min(64, target))
     }
 
-    /// Parallel driver: chunks of rows, each row against token tiles of up to 4.
+    /// Calls `body` with a literal tile count so the inlined kernel is specialized per count
+    /// (no per-token branches in the inner loops). The per-token arithmetic is identical in
+    /// every specialization, which keeps results batch-invariant.
     @inline(__always)
-    static func run(_ w: WeightMatrix, nTokens: Int, _ out: UnsafeMutablePointer<Float>, pool: ComputePool,
-                    _ tile: (_ row: UnsafeRawPointer, _ t0: Int, _ nt: Int, _ out: UnsafeMutablePointer<Float>,
-                             _ stride: Int) -> Void) {
-        let rows = w.rows
-        let chunk = chunkRows(rows, threads: pool.threadCount)
-        let nChunks = (rows + chunk - 1) / chunk
-        let rowBytes = w.rowBytes
-        let data = w.data
-        pool.parallelFor(nChunks) { c, _ in
-            let r0 = c * chunk, r1 = min(rows, r0 + chunk)
-            var r = r0
-            while r < r1 {
-                let row = data + r * rowBytes
-                var t0 = 0
-                while t0 < nTokens {
-                    let nt = min(4, nTokens - t0)
-                    tile(row, t0, nt, out + t0 * rows + r, rows)
-                    t0 += nt
-                }
-                r += 1
+    static func withTileCount(_ nt: Int, _ body: (Int) -> Void) {
+        switch nt {
+        case 1: body(1)
+        case 2: body(2)
+        case 3: body(3)
+        default: body(4)
+        }
+    }
+
+    /// Each row of `r0..<r1` against token tiles of up to 4.
+    @inline(__always)
+    static func forTiles(_ w: WeightMatrix, _ out: UnsafeMutablePointer<Float>, _ r0: Int, _ r1: Int, _ nTokens: Int,
+                         _ tile: (_ row: UnsafeRawPointer, _ t0: Int, _ nt: Int, _ out: UnsafeMutablePointer<Float>) -> Void) {
+        let rowBytes = w.rowBytes, rows = w.rows
+        var r = r0
+        while r < r1 {
+            let row = w.data + r * rowBytes
+            var t0 = 0
+            while t0 < nTokens {
+                let nt = min(4, nTokens - t0)
+                tile(row, t0, nt, out + t0 * rows + r)
+                t0 += nt
             }
+            r += 1
         }
     }
 
     /// Generic path: dequantize each weight row to Float, then a Float dot per token.
-    static func multiplyGeneric(_ w: WeightMatrix, _ x: UnsafePointer<Float>, nTokens: Int,
-                                _ out: UnsafeMutablePointer<Float>, pool: ComputePool, scratch: MatMulScratch) {
+    static func genericRows(_ w: WeightMatrix, _ out: UnsafeMutablePointer<Float>, _ r0: Int, _ r1: Int,
+                            _ x: UnsafePointer<Float>, _ nTokens: Int, _ buf: UnsafeMutablePointer<Float>) {
         let rows = w.rows, cols = w.cols
-        let chunk = chunkRows(rows, threads: pool.threadCount)
-        let nChunks = (rows + chunk - 1) / chunk
-        pool.parallelFor(nChunks) { c, thread in
-            let buf = scratch.rowBuffer(thread: thread, cols: cols)
-            let r0 = c * chunk, r1 = min(rows, r0 + chunk)
-            for r in r0..<r1 {
-                let rowPtr: UnsafePointer<Float>
-                if w.type == .f32 {
-                    rowPtr = w.row(r).assumingMemoryBound(to: Float.self)
-                } else {
-                    dequantizeRow(w.type, w.row(r), buf, count: cols)
-                    rowPtr = UnsafePointer(buf)
-                }
-                for t in 0..<nTokens {
-                    out[t * rows + r] = floatDot(rowPtr, x + t * cols, cols)
-                }
+        for r in r0..<r1 {
+            let rowPtr: UnsafePointer<Float>
+            if w.type == .f32 {
+                rowPtr = w.row(r).assumingMemoryBound(to: Float.self)
+            } else {
+                dequantizeRow(w.type, w.row(r), buf, count: cols)
+                rowPtr = UnsafePointer(buf)
+            }
+            for t in 0..<nTokens {
+                out[t * rows + r] = floatDot(rowPtr, x + t * cols, cols)
             }
         }
     }
@@ -181,21 +286,28 @@ public enum MatMul {
     }
 
     static func quantizeActivations(_ x: UnsafePointer<Float>, nTokens: Int, cols: Int, kFormat: Bool,
-                                    scratch: MatMulScratch) -> Acts {
-        let qs = scratch.quants.assumingMemoryBound(to: Int8.self)
-        let d = scratch.scales
+                                    scratch: MatMulScratch, pool: ComputePool) -> Acts {
+        let slot = kFormat ? 0 : 1
+        let qs = scratch.quants(slot)
+        let d = scratch.scales(slot)
+        let sums = scratch.sums(slot)
         let bs = kFormat ? 256 : 32
         let nb = cols / bs
-        for t in 0..<nTokens {
+        @inline(__always) func one(_ t: Int) {
             if kFormat {
                 quantizeRowQ8K(x + t * cols, qs + t * cols, d + t * nb,
-                               scratch.sums.assumingMemoryBound(to: Int16.self) + t * (cols / 16), nb)
+                               sums.assumingMemoryBound(to: Int16.self) + t * (cols / 16), nb)
             } else {
                 quantizeRowQ8_0(x + t * cols, qs + t * cols, d + t * nb,
-                                scratch.sums.assumingMemoryBound(to: Float.self) + t * nb, nb)
+                                sums.assumingMemoryBound(to: Float.self) + t * nb, nb)
             }
         }
-        return Acts(qs: qs, d: d, sums: UnsafeRawPointer(scratch.sums), cols: cols, blocksPerToken: nb)
+        if nTokens >= 4 && nTokens * cols >= 16384 {
+            pool.parallelFor(nTokens) { t in one(t) }
+        } else {
+            for t in 0..<nTokens { one(t) }
+        }
+        return Acts(qs: qs, d: d, sums: UnsafeRawPointer(sums), cols: cols, blocksPerToken: nb)
     }
 
     /// Quantizes 32 floats with inverse scale `id`; returns the 32 bytes and the sums of the two
@@ -279,11 +391,6 @@ public enum MatMul {
     }
 
     @inline(__always)
-    static func splatScale(_ scales: UInt64, _ j: Int) -> __m256i {
-        _mm256_set1_epi16(Int16(truncatingIfNeeded: (scales >> UInt64(8 * j)) & 0xFF))
-    }
-
-    @inline(__always)
     static func stepK(_ lo: __m256i, _ hi: __m256i, _ sclo: __m256i, _ schi: __m256i, _ y: UnsafePointer<Int8>,
                       _ acc: inout __m256i) {
         let plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, ld(y)), sclo)
@@ -300,16 +407,35 @@ public enum MatMul {
         acc = _mm256_fnmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(msum), acc)
     }
 
+
+
+    /// Broadcast of int16 lane `k` of each 128-bit half (scales are duplicated in both halves).
     @inline(__always)
-    static func tileQ4K(_ row: UnsafeRawPointer, _ nb: Int, _ a: Acts, _ t0: Int, _ nt: Int,
-                        _ out: UnsafeMutablePointer<Float>, _ stride: Int) {
-        tileK(row, nb, a, t0, nt, out, stride, high: false)
+    static func lane16(_ v: __m256i, _ k: Int) -> __m256i {
+        let m = Int16(truncatingIfNeeded: (2 * k) | ((2 * k + 1) << 8))
+        return _mm256_shuffle_epi8(v, _mm256_set1_epi16(m))
     }
 
+    /// One 64-value chunk `j` of a Q4_K/Q5_K super-block for up to 4 tokens.
     @inline(__always)
-    static func tileQ5K(_ row: UnsafeRawPointer, _ nb: Int, _ a: Acts, _ t0: Int, _ nt: Int,
-                        _ out: UnsafeMutablePointer<Float>, _ stride: Int) {
-        tileK(row, nb, a, t0, nt, out, stride, high: true)
+    static func chunkK(_ blk: UnsafeRawPointer, _ j: Int, high: Bool, _ qh: __m256i, _ scales: __m256i,
+                       _ off: Int, _ nt: Int, _ y0: UnsafePointer<Int8>, _ y1: UnsafePointer<Int8>,
+                       _ y2: UnsafePointer<Int8>, _ y3: UnsafePointer<Int8>,
+                       _ i0: inout __m256i, _ i1: inout __m256i, _ i2: inout __m256i, _ i3: inout __m256i) {
+        let m4 = _mm256_set1_epi8(0x0F)
+        let q = ld(blk + (high ? 48 : 16) + 32 * j)
+        var lo = _mm256_and_si256(q, m4)
+        var hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4)
+        if high {
+            let h = _mm256_srli_epi16(qh, Int32(2 * j))
+            lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(0x01)), 4))
+            hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(0x02)), 3))
+        }
+        let sclo = lane16(scales, 2 * j), schi = lane16(scales, 2 * j + 1)
+        stepK(lo, hi, sclo, schi, y0 + off, &i0)
+        if nt > 1 { stepK(lo, hi, sclo, schi, y1 + off, &i1) }
+        if nt > 2 { stepK(lo, hi, sclo, schi, y2 + off, &i2) }
+        if nt > 3 { stepK(lo, hi, sclo, schi, y3 + off, &i3) }
     }
 
     /// Q4_K (`high == false`, 144-byte blocks) and Q5_K (`high == true`, 176-byte blocks).
@@ -317,9 +443,6 @@ public enum MatMul {
     static func tileK(_ row: UnsafeRawPointer, _ nb: Int, _ a: Acts, _ t0: Int, _ nt: Int,
                       _ out: UnsafeMutablePointer<Float>, _ stride: Int, high: Bool) {
         let blockBytes = high ? 176 : 144
-        let qsOffset = high ? 48 : 16
-        let m4 = _mm256_set1_epi8(0x0F)
-        let m1 = _mm256_set1_epi8(0x01), m2 = _mm256_set1_epi8(0x02)
         let cols = a.cols
         let y0 = a.qs + t0 * cols, y1 = y0 + cols, y2 = y1 + cols, y3 = y2 + cols
         let d0 = a.d + t0 * nb, d1 = d0 + nb, d2 = d1 + nb, d3 = d2 + nb
@@ -329,25 +452,17 @@ public enum MatMul {
         for b in 0..<nb {
             let blk = row + blockBytes * b
             let d = half(blk), dmin = half(blk, 2)
-            let (scales, mins) = scalesMinsK4(blk + 4)
+            let (sc, mins) = scalesMinsK4(blk + 4)
+            // 8 scales as int16, duplicated in both 128-bit halves.
+            let sc128 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(Int64(bitPattern: sc)))
+            let scales = _mm256_set_m128i(sc128, sc128)
             var i0 = _mm256_setzero_si256(), i1 = i0, i2 = i0, i3 = i0
             let qh = high ? ld(blk + 16) : i0
-            for j in 0..<4 {
-                let q = ld(blk + qsOffset + 32 * j)
-                var lo = _mm256_and_si256(q, m4)
-                var hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4)
-                if high {
-                    let h = _mm256_srli_epi16(qh, Int32(2 * j))
-                    lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(h, m1), 4))
-                    hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(h, m2), 3))
-                }
-                let sclo = splatScale(scales, 2 * j), schi = splatScale(scales, 2 * j + 1)
-                let off = 256 * b + 64 * j
-                stepK(lo, hi, sclo, schi, y0 + off, &i0)
-                if nt > 1 { stepK(lo, hi, sclo, schi, y1 + off, &i1) }
-                if nt > 2 { stepK(lo, hi, sclo, schi, y2 + off, &i2) }
-                if nt > 3 { stepK(lo, hi, sclo, schi, y3 + off, &i3) }
-            }
+            let off = 256 * b
+            chunkK(blk, 0, high: high, qh, scales, off, nt, y0, y1, y2, y3, &i0, &i1, &i2, &i3)
+            chunkK(blk, 1, high: high, qh, scales, off + 64, nt, y0, y1, y2, y3, &i0, &i1, &i2, &i3)
+            chunkK(blk, 2, high: high, qh, scales, off + 128, nt, y0, y1, y2, y3, &i0, &i1, &i2, &i3)
+            chunkK(blk, 3, high: high, qh, scales, off + 192, nt, y0, y1, y2, y3, &i0, &i1, &i2, &i3)
             let minsv = minsVector(mins)
             finishK(i0, minsv, bs0 + 16 * b, d * d0[b], dmin * d0[b], &acc0)
             if nt > 1 { finishK(i1, minsv, bs1 + 16 * b, d * d1[b], dmin * d1[b], &acc1) }
@@ -449,18 +564,6 @@ public enum MatMul {
         let p = _mm256_madd_epi16(_mm256_maddubs_epi16(w, ld(y)), _mm256_set1_epi16(1))
         acc = _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(p), acc)
         sacc = sacc.addingProduct(m, ysum)
-    }
-
-    @inline(__always)
-    static func tileQ32(_ type: GGMLType, _ row: UnsafeRawPointer, _ nb: Int, _ a: Acts, _ t0: Int, _ nt: Int,
-                        _ out: UnsafeMutablePointer<Float>, _ stride: Int) {
-        switch type {
-        case .q4_0: tile32(row, nb, a, t0, nt, out, stride, kind: 0)
-        case .q5_0: tile32(row, nb, a, t0, nt, out, stride, kind: 1)
-        case .q8_0: tile32(row, nb, a, t0, nt, out, stride, kind: 2)
-        case .q4_1: tile32(row, nb, a, t0, nt, out, stride, kind: 3)
-        default: tile32(row, nb, a, t0, nt, out, stride, kind: 4)
-        }
     }
 
     /// kind: 0 Q4_0, 1 Q5_0, 2 Q8_0 (signed); 3 Q4_1, 4 Q5_1 (unsigned + min).

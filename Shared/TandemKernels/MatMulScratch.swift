@@ -1,71 +1,79 @@
-/// Preallocated per-engine scratch for `MatMul`: quantized activations and per-thread row
-/// buffers. Buffers grow only when a larger batch or wider matrix arrives, so steady-state decode
-/// performs no heap allocation. Not thread-safe: one scratch per engine (per concurrent forward).
+/// Preallocated per-engine scratch for `MatMul`: quantized activations (one slot for the
+/// per-256 K-quant format, one for the per-32 format) and per-thread row buffers. Buffers grow
+/// only when a larger batch or wider matrix arrives, so steady-state decode performs no heap
+/// allocation. Not thread-safe: one scratch per engine (per concurrent forward pass).
 public final class MatMulScratch {
-    /// Quantized activations (int8), `nTokens * cols` bytes (+ padding).
-    @usableFromInline var quants: UnsafeMutableRawPointer
-    @usableFromInline var quantsCapacity: Int
-    /// Per-block activation scales (Float), `nTokens * cols / 32` entries at most.
-    @usableFromInline var scales: UnsafeMutablePointer<Float>
-    @usableFromInline var scalesCapacity: Int
-    /// Per-16 or per-32 activation sums (Int16 for Q8_K bsums, Float for Q8_1-style sums).
-    @usableFromInline var sums: UnsafeMutableRawPointer
-    @usableFromInline var sumsCapacity: Int
+    /// Per slot: int8 values, block scales (Float), block sums (Int16 per 16 or Float per 32).
+    private var quantsBuf: [UnsafeMutableRawPointer]
+    private var scalesBuf: [UnsafeMutablePointer<Float>]
+    private var sumsBuf: [UnsafeMutableRawPointer]
+    private var quantsCapacity = 0
+    private var scalesCapacity = 0
+    private var sumsCapacity = 0
     /// Per-thread float buffers (dequantized rows for the generic path).
-    @usableFromInline var rowBuffers: UnsafeMutablePointer<Float>
-    @usableFromInline var rowBuffersCapacity: Int
+    private var rowBuffers: UnsafeMutablePointer<Float>
+    private var rowBuffersCapacity = 0
+    private var rowStride = 0
 
     public init() {
-        quantsCapacity = 0
-        quants = .allocate(byteCount: 64, alignment: 64)
-        scalesCapacity = 0
-        scales = .allocate(capacity: 16)
-        sumsCapacity = 0
-        sums = .allocate(byteCount: 64, alignment: 64)
-        rowBuffersCapacity = 0
+        quantsBuf = (0..<2).map { _ in .allocate(byteCount: 64, alignment: 64) }
+        scalesBuf = (0..<2).map { _ in .allocate(capacity: 16) }
+        sumsBuf = (0..<2).map { _ in .allocate(byteCount: 64, alignment: 64) }
         rowBuffers = .allocate(capacity: 16)
     }
 
     deinit {
-        quants.deallocate()
-        scales.deallocate()
-        sums.deallocate()
+        quantsBuf.forEach { $0.deallocate() }
+        scalesBuf.forEach { $0.deallocate() }
+        sumsBuf.forEach { $0.deallocate() }
         rowBuffers.deallocate()
     }
 
     /// Makes sure buffers can hold `nTokens` activations of `cols` and `threads` rows of `cols`.
-    @usableFromInline
     func reserve(cols: Int, nTokens: Int, threads: Int) {
         let q = nTokens * cols + 64
         if q > quantsCapacity {
-            quants.deallocate()
-            quants = .allocate(byteCount: q, alignment: 64)
+            for i in 0..<2 {
+                quantsBuf[i].deallocate()
+                quantsBuf[i] = .allocate(byteCount: q, alignment: 64)
+            }
             quantsCapacity = q
         }
-        let s = nTokens * (cols / 16 + 1) + 16
+        let s = nTokens * (cols / 32 + 1) + 16
         if s > scalesCapacity {
-            scales.deallocate()
-            scales = .allocate(capacity: s)
+            for i in 0..<2 {
+                scalesBuf[i].deallocate()
+                scalesBuf[i] = .allocate(capacity: s)
+            }
             scalesCapacity = s
         }
-        // Sums: at most one Float per 16 elements (or one Int16 per 16).
-        let sb = s * 4 + 64
+        // At most one 2-byte sum per 16 values or one 4-byte sum per 32 values.
+        let sb = nTokens * (cols / 8 + 8) + 64
         if sb > sumsCapacity {
-            sums.deallocate()
-            sums = .allocate(byteCount: sb, alignment: 64)
+            for i in 0..<2 {
+                sumsBuf[i].deallocate()
+                sumsBuf[i] = .allocate(byteCount: sb, alignment: 64)
+            }
             sumsCapacity = sb
         }
-        let r = threads * (cols + 64)
-        if r > rowBuffersCapacity {
+        let stride = (cols + 63) / 64 * 64 + 64
+        let newStride = max(stride, rowStride)
+        if threads * newStride > rowBuffersCapacity {
             rowBuffers.deallocate()
-            rowBuffers = .allocate(capacity: r)
-            rowBuffersCapacity = r
+            rowStride = newStride
+            rowBuffersCapacity = threads * rowStride
+            rowBuffers = .allocate(capacity: rowBuffersCapacity)
         }
     }
 
-    /// Per-thread float buffer of at least `cols` floats.
-    @inlinable
-    func rowBuffer(thread: Int, cols: Int) -> UnsafeMutablePointer<Float> {
-        rowBuffers + thread * (cols + 64)
+    @inline(__always) func quants(_ slot: Int) -> UnsafeMutablePointer<Int8> {
+        quantsBuf[slot].assumingMemoryBound(to: Int8.self)
+    }
+    @inline(__always) func scales(_ slot: Int) -> UnsafeMutablePointer<Float> { scalesBuf[slot] }
+    @inline(__always) func sums(_ slot: Int) -> UnsafeMutableRawPointer { sumsBuf[slot] }
+
+    /// Per-thread float buffer of at least `cols` floats (valid after `reserve`).
+    @inline(__always) func rowBuffer(thread: Int, cols: Int) -> UnsafeMutablePointer<Float> {
+        rowBuffers + thread * rowStride
     }
 }

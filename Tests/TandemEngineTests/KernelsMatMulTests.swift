@@ -75,3 +75,45 @@ struct KernelsMatMulTests {
         }
     }
 }
+
+@Suite("Kernels: shared-input matmul")
+struct KernelsSharedMatMulTests {
+    @Test("multiply(a, b, c) equals separate multiplies, mixing fast and generic types",
+          arguments: [[GGMLType.q4_K, .q4_K, .q6_K], [.q5_0, .q8_0, .q4_K], [.q4_1, .f32, .q4_1], [.q6_K, .q3_K, .q5_1]])
+    func sharedEqualsSeparate(types: [GGMLType]) {
+        var rng = KernelsRNG(seed: 2024)
+        let cols = 512, n = 6
+        let rows = [64, 16, 40]
+        let mats = (0..<3).map { KernelsTestSupport.randomWeights(types[$0], rows: rows[$0], cols: cols, rng: &rng) }
+        let x = KernelsTestSupport.randomActivations(count: n * cols, rng: &rng)
+        let pool = KernelsMatMulTests.pool
+        mats[0].withUnsafeBytes { b0 in mats[1].withUnsafeBytes { b1 in mats[2].withUnsafeBytes { b2 in
+            let w = [WeightMatrix(type: types[0], rows: rows[0], cols: cols, data: b0.baseAddress!),
+                     WeightMatrix(type: types[1], rows: rows[1], cols: cols, data: b1.baseAddress!),
+                     WeightMatrix(type: types[2], rows: rows[2], cols: cols, data: b2.baseAddress!)]
+            var sep = (0..<3).map { [Float](repeating: 0, count: n * rows[$0]) }
+            let scratch = MatMulScratch()
+            for i in 0..<3 { MatMul.multiply(w[i], x, nTokens: n, &sep[i], pool: pool, scratch: scratch) }
+            var o0 = [Float](repeating: 0, count: n * rows[0])
+            var o1 = [Float](repeating: 0, count: n * rows[1])
+            var o2 = [Float](repeating: 0, count: n * rows[2])
+            o0.withUnsafeMutableBufferPointer { p0 in o1.withUnsafeMutableBufferPointer { p1 in
+                o2.withUnsafeMutableBufferPointer { p2 in
+                    MatMul.multiply(w[0], p0.baseAddress!, w[1], p1.baseAddress!, w[2], p2.baseAddress!,
+                                    input: x, nTokens: n, pool: pool, scratch: MatMulScratch())
+                }
+            } }
+            #expect(o0.map(\.bitPattern) == sep[0].map(\.bitPattern))
+            #expect(o1.map(\.bitPattern) == sep[1].map(\.bitPattern))
+            #expect(o2.map(\.bitPattern) == sep[2].map(\.bitPattern))
+            // Two-matrix form.
+            var p = [Float](repeating: 0, count: n * rows[0]), q = [Float](repeating: 0, count: n * rows[1])
+            p.withUnsafeMutableBufferPointer { pp in q.withUnsafeMutableBufferPointer { qq in
+                MatMul.multiply(w[0], pp.baseAddress!, w[1], qq.baseAddress!, input: x, nTokens: n, pool: pool,
+                                scratch: scratch)
+            } }
+            #expect(p.map(\.bitPattern) == sep[0].map(\.bitPattern))
+            #expect(q.map(\.bitPattern) == sep[1].map(\.bitPattern))
+        } } }
+    }
+}
