@@ -109,6 +109,22 @@ public struct LinearBatchTimeModel: BatchTimePredicting, Sendable {
         windowSeconds.reserveCapacity(configuration.errorWindow)
     }
 
+    /// A model that starts from known coefficients (e.g. received from the estimator service) instead of
+    /// the configured prior; further observations refine it as usual (the coefficients act as the prior).
+    public init(coefficients: [Double], configuration: Configuration = Configuration()) {
+        precondition(coefficients.count == 4, "four coefficients: 1, sequences, new tokens, context tokens")
+        var c = configuration
+        c.priorCoefficients = coefficients
+        self.init(configuration: c)
+    }
+
+    /// The verification time of one more sequence with `contextTokens` cached, as a function of its draft
+    /// length (what ``SpeculationController`` plans with): fixed = β0 + β1 + β3·context, per token = β2.
+    public func verifyTimeModel(contextTokens: Int) -> VerifyTimeModel {
+        VerifyTimeModel(fixedSeconds: coefficients[0] + coefficients[1] + coefficients[3] * Double(contextTokens),
+                        perTokenSeconds: coefficients[2])
+    }
+
     /// Whether the coefficients come from data (false: still the prior).
     public var isFitted: Bool { sampleCount >= configuration.minSamples }
 

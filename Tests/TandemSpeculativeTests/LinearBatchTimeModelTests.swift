@@ -67,6 +67,15 @@ struct LinearBatchTimeModelTests {
         #expect(m.coefficients == before)
     }
 
+    @Test("seeded coefficients and the per-sequence verify time model")
+    func seededAndVerifyModel() {
+        let m = LinearBatchTimeModel(coefficients: Self.truth)
+        #expect(m.coefficients == Self.truth)
+        let vt = m.verifyTimeModel(contextTokens: 1000)
+        let shape = BatchShape(sequences: 1, newTokens: 5, contextTokens: 1000)
+        #expect(abs(vt.seconds(draftLength: 4) - m.predictSeconds(shape)) < 1e-12)
+    }
+
     @Test("forgetting follows a change in speed")
     func drift() {
         var m = LinearBatchTimeModel(configuration: .init(priorWeight: 0.1, forgetting: 0.95))
