@@ -69,9 +69,22 @@ struct SLOBatchSchedulerTests {
         }
     }
 
+    @Test("aging: a request that waited longer than maxWait goes first")
+    func aging() {
+        let sched = SLOBatchScheduler(configuration: .init(maxBatchSize: 1, maxWaitSeconds: 2))
+        let pending = [
+            PendingVerify(id: 0, arrival: 9.5, deadline: 10.1, newTokens: 3, contextTokens: 10),
+            PendingVerify(id: 1, arrival: 7.0, deadline: 30, newTokens: 3, contextTokens: 10),
+        ]
+        #expect(sched.selectBatch(from: pending, now: 10, predictor: Self.model).indices == [1])
+        let noAging = SLOBatchScheduler(configuration: .init(maxBatchSize: 1))
+        #expect(noAging.selectBatch(from: pending, now: 10, predictor: Self.model).indices == [0])
+        #expect(noAging.selectBatch(from: [], now: 10, predictor: Self.model).indices.isEmpty)
+    }
+
     @Test("never starves: a saturated queue serves every request")
     func noStarvation() {
-        var sched = SLOBatchScheduler(configuration: .init(maxBatchSize: 4, maxWaitSeconds: 1.0))
+        let sched = SLOBatchScheduler(configuration: .init(maxBatchSize: 4, maxWaitSeconds: 1.0))
         var rng = TestRNG(seed: 5)
         var now = 0.0
         var pending: [PendingVerify] = []
@@ -99,7 +112,6 @@ struct SLOBatchSchedulerTests {
             let removed = Set(sel.indices)
             pending = pending.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
         }
-        sched.configuration.maxBatchSize = 4
         #expect(pending.isEmpty)
         #expect(served.count == Int(nextID))
         #expect(served.contains(10))
