@@ -35,18 +35,20 @@ public enum KernelBenchmark {
     @discardableResult
     public static func run(threads: Int = 2, types: [GGMLType] = [.q4_K, .q6_K, .q5_0, .q8_0, .q4_1, .q4_0],
                            shapes: [(rows: Int, cols: Int)] = [(8960, 1536), (1536, 8960)],
-                           batches: [Int] = [1, 4, 8, 32], minSeconds: Double = 0.5) -> [Result] {
+                           batches: [Int] = [1, 4, 8, 32], minSeconds: Double = 0.5,
+                           cacheResident: Bool = false) -> [Result] {
         let pool = ComputePool(threads: threads)
         defer { pool.shutdown() }
         let scratch = MatMulScratch()
         var results: [Result] = []
-        print("KernelBenchmark: \(threads) threads")
+        print("KernelBenchmark: \(threads) threads\(cacheResident ? ", cache-resident weights" : "")")
         for type in types {
             for shape in shapes {
                 let rows = shape.rows, cols = shape.cols
                 let rowBytes = (cols / type.blockSize) * type.bytesPerBlock
                 let matBytes = rows * rowBytes
-                let copies = max(2, (256 << 20) / matBytes)
+                // Cycle through enough copies to stream from DRAM (unless measuring cached compute).
+                let copies = cacheResident ? 1 : max(2, (256 << 20) / matBytes)
                 let data = UnsafeMutableRawPointer.allocate(byteCount: copies * matBytes, alignment: 64)
                 defer { data.deallocate() }
                 fillRandom(type, data, blocks: copies * matBytes / type.bytesPerBlock)

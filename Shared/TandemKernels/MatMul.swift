@@ -249,9 +249,21 @@ public enum MatMul {
         _mm_loadu_si128(p.assumingMemoryBound(to: __m128i.self))
     }
 
+    /// Unaligned scalar loads through SSE intrinsics: `UnsafeRawPointer.loadUnaligned` is not
+    /// always inlined in debug (non-WMO) builds and a call in the inner loop costs a vzeroupper.
+    @inline(__always)
+    static func load16(_ p: UnsafeRawPointer) -> UInt16 {
+        UInt16(truncatingIfNeeded: _mm_cvtsi128_si32(_mm_loadu_si16(p)))
+    }
+
+    @inline(__always)
+    static func load32(_ p: UnsafeRawPointer) -> UInt32 {
+        UInt32(bitPattern: _mm_cvtsi128_si32(_mm_loadu_si32(p)))
+    }
+
     @inline(__always)
     static func half(_ p: UnsafeRawPointer, _ offset: Int = 0) -> Float {
-        Float(Float16(bitPattern: p.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
+        Float(Float16(bitPattern: load16(p + offset)))
     }
 
     /// 16 packed bytes -> 32 nibbles: low nibbles first (elements 0..15), then high nibbles.
@@ -375,9 +387,9 @@ public enum MatMul {
     @inline(__always)
     static func scalesMinsK4(_ p: UnsafeRawPointer) -> (UInt64, UInt64) {
         let k1: UInt32 = 0x3f3f_3f3f, k2: UInt32 = 0x0f0f_0f0f, k3: UInt32 = 0x0303_0303
-        let u0 = p.loadUnaligned(as: UInt32.self)
-        let u1 = p.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
-        let u2 = p.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
+        let u0 = load32(p)
+        let u1 = load32(p + 4)
+        let u2 = load32(p + 8)
         let sc0 = u0 & k1, sc1 = (u2 & k2) | (((u0 >> 6) & k3) << 4)
         let mn0 = u1 & k1, mn1 = ((u2 >> 4) & k2) | (((u1 >> 6) & k3) << 4)
         return (UInt64(sc0) | UInt64(sc1) << 32, UInt64(mn0) | UInt64(mn1) << 32)
@@ -400,11 +412,12 @@ public enum MatMul {
 
     /// Folds one super-block's integer sums of one token into its float accumulator.
     @inline(__always)
-    static func finishK(_ iacc: __m256i, _ minsv: __m256i, _ bsums: UnsafePointer<Int16>, _ d: Float, _ dmin: Float,
-                        _ acc: inout __m256) {
+    /// `acc += dy * (d * I - dmin * M)`; `vd`/`vdmin` are weight-side broadcasts shared by the tile.
+    static func finishK(_ iacc: __m256i, _ minsv: __m256i, _ bsums: UnsafePointer<Int16>, _ vd: __m256,
+                        _ vdmin: __m256, _ dy: UnsafePointer<Float>, _ acc: inout __m256) {
         let msum = _mm256_madd_epi16(minsv, ld(bsums))
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(iacc), acc)
-        acc = _mm256_fnmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(msum), acc)
+        let v = _mm256_fnmadd_ps(vdmin, _mm256_cvtepi32_ps(msum), _mm256_mul_ps(vd, _mm256_cvtepi32_ps(iacc)))
+        acc = _mm256_fmadd_ps(_mm256_broadcast_ss(dy), v, acc)
     }
 
 
@@ -464,10 +477,11 @@ public enum MatMul {
             chunkK(blk, 2, high: high, qh, scales, off + 128, nt, y0, y1, y2, y3, &i0, &i1, &i2, &i3)
             chunkK(blk, 3, high: high, qh, scales, off + 192, nt, y0, y1, y2, y3, &i0, &i1, &i2, &i3)
             let minsv = minsVector(mins)
-            finishK(i0, minsv, bs0 + 16 * b, d * d0[b], dmin * d0[b], &acc0)
-            if nt > 1 { finishK(i1, minsv, bs1 + 16 * b, d * d1[b], dmin * d1[b], &acc1) }
-            if nt > 2 { finishK(i2, minsv, bs2 + 16 * b, d * d2[b], dmin * d2[b], &acc2) }
-            if nt > 3 { finishK(i3, minsv, bs3 + 16 * b, d * d3[b], dmin * d3[b], &acc3) }
+            let vd = _mm256_set1_ps(d), vdmin = _mm256_set1_ps(dmin)
+            finishK(i0, minsv, bs0 + 16 * b, vd, vdmin, d0 + b, &acc0)
+            if nt > 1 { finishK(i1, minsv, bs1 + 16 * b, vd, vdmin, d1 + b, &acc1) }
+            if nt > 2 { finishK(i2, minsv, bs2 + 16 * b, vd, vdmin, d2 + b, &acc2) }
+            if nt > 3 { finishK(i3, minsv, bs3 + 16 * b, vd, vdmin, d3 + b, &acc3) }
         }
         out[0] = hsum(acc0)
         if nt > 1 { out[stride] = hsum(acc1) }
@@ -595,7 +609,7 @@ public enum MatMul {
                 switch kind {
                 case 0: w = _mm256_sub_epi8(nibbles32(blk + 2), m8)
                 case 1:
-                    let bits = bytesFromBits(blk.loadUnaligned(fromByteOffset: 2, as: UInt32.self))
+                    let bits = bytesFromBits(load32(blk + 2))
                     w = _mm256_or_si256(nibbles32(blk + 6), _mm256_andnot_si256(bits, mF0))
                 default: w = ld(blk + 2)
                 }
@@ -610,7 +624,7 @@ public enum MatMul {
                 if kind == 3 {
                     w = nibbles32(blk + 4)
                 } else {
-                    let bits = bytesFromBits(blk.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+                    let bits = bytesFromBits(load32(blk + 4))
                     w = _mm256_or_si256(nibbles32(blk + 8), _mm256_and_si256(bits, m10))
                 }
                 stepUnsigned(w, y0 + off, d * d0[b], m, s0[b], &acc0, &sacc0)
