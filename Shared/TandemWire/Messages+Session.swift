@@ -46,15 +46,18 @@ public struct SessionOpen: Codable, Sendable, Hashable {
     public var sampling: WireSampling
     public var mode: VerificationMode
     public var slo: SLO
+    /// Most tokens the session can reach (prompt + max new tokens + draft slack): sizes its KV cache.
+    public var capacity: Int
 
     public init(session: SessionID, tokens: [Int32], promptLength: Int, sampling: WireSampling,
-                mode: VerificationMode, slo: SLO = SLO()) {
+                mode: VerificationMode, slo: SLO = SLO(), capacity: Int) {
         self.session = session
         self.tokens = tokens
         self.promptLength = promptLength
         self.sampling = sampling
         self.mode = mode
         self.slo = slo
+        self.capacity = capacity
     }
 }
 
@@ -94,9 +97,16 @@ public struct VerifyRequest: Codable, Sendable, Hashable {
     public var deadline: EpochMillis
     /// Device time spent drafting these tokens.
     public var draftMs: Double
+    /// Draft length the drafter's controller allowed this round (it may have stopped earlier).
+    public var k: Int
+    /// Who drafted, for the verifier's `round` events.
+    public var drafterID: ReplicaID
+    public var draftModel: String
+    public var device: String
 
     public init(session: SessionID, position: Int, tokens: [Int32], distributions: [WireDistribution] = [],
-                lastToken: Int32, deadline: EpochMillis, draftMs: Double) {
+                lastToken: Int32, deadline: EpochMillis, draftMs: Double, k: Int, drafterID: ReplicaID = "",
+                draftModel: String = "", device: String = "") {
         self.session = session
         self.position = position
         self.tokens = tokens
@@ -104,6 +114,10 @@ public struct VerifyRequest: Codable, Sendable, Hashable {
         self.lastToken = lastToken
         self.deadline = deadline
         self.draftMs = draftMs
+        self.k = k
+        self.drafterID = drafterID
+        self.draftModel = draftModel
+        self.device = device
     }
 }
 
