@@ -74,15 +74,22 @@ let package = Package(
                 dependencies: ["TandemWire", "TandemBus", "TandemTelemetry", log, metrics, lifecycle, argumentParser],
                 path: "Shared/TandemService"),
 
+        .target(name: "TandemServing",
+                dependencies: ["TandemService", "TandemEngine", "TandemSpeculative", "TandemWire", log],
+                path: "Shared/TandemServing"),
+
         // MARK: Services (one executable each)
         .executableTarget(name: "Gateway",
-                          dependencies: ["TandemService", "TandemEngine", "TandemSpeculative", hummingbird, prometheus],
+                          dependencies: ["TandemService", "TandemServing", "TandemEngine", "TandemSpeculative", hummingbird,
+                                         prometheus],
                           path: "Services/gateway"),
         .executableTarget(name: "DrafterAgent",
-                          dependencies: ["TandemService", "TandemEngine", "TandemSpeculative", prometheus],
+                          dependencies: ["TandemService", "TandemServing", "TandemEngine", "TandemSpeculative",
+                                         prometheus],
                           path: "Services/drafter-agent"),
         .executableTarget(name: "Verifier",
-                          dependencies: ["TandemService", "TandemEngine", "TandemSpeculative", prometheus],
+                          dependencies: ["TandemService", "TandemServing", "TandemEngine", "TandemSpeculative",
+                                         prometheus],
                           path: "Services/verifier"),
         .executableTarget(name: "Estimator", dependencies: ["TandemService", "TandemSpeculative", prometheus],
                           path: "Services/estimator"),
@@ -91,8 +98,8 @@ let package = Package(
         .executableTarget(name: "MetricsStore", dependencies: ["TandemService", grdb, prometheus],
                           path: "Services/metrics-store"),
         .executableTarget(name: "TandemCLI",
-                          dependencies: ["TandemService", "TandemEngine", "TandemSpeculative", httpClient,
-                                         argumentParser],
+                          dependencies: ["TandemService", "TandemServing", "TandemEngine", "TandemSpeculative",
+                                         httpClient, argumentParser],
                           path: "Services/tandem"),
 
         // MARK: Tests
@@ -104,7 +111,8 @@ let package = Package(
         .testTarget(name: "TandemSpeculativeTests", dependencies: ["TandemSpeculative", "TandemEngine"],
                     path: "Tests/TandemSpeculativeTests"),
         .testTarget(name: "ServiceTests",
-                    dependencies: ["TandemService", "MetricsStore", "Gateway", "Estimator", "ConfigAdvisor"],
+                    dependencies: ["TandemService", "TandemServing", "MetricsStore", "Gateway", "Estimator",
+                                   "ConfigAdvisor", "Verifier", "DrafterAgent"],
                     path: "Tests/ServiceTests"),
     ]
 )

@@ -1,0 +1,327 @@
+import Foundation
+import Logging
+import Synchronization
+import TandemEngine
+import TandemServing
+import TandemService
+import TandemSpeculative
+import TandemTelemetry
+import TandemWire
+
+/// The verifier's engine room: sessions, KV caches under a memory budget, and batched
+/// verification. Every engine call and every session mutation happens on one `ComputeThread`;
+/// the bus handlers only enqueue work and await its answer.
+final class VerifierCore: @unchecked Sendable {
+    struct Configuration: Sendable {
+        var maxBatchSequences = 16
+        /// How long the first request of an idle verifier waits for company.
+        var batchWindow: Duration = .milliseconds(2)
+        /// Total KV cache memory for all sessions; least recently used sessions are evicted beyond it.
+        var kvBudgetBytes = 2 << 30
+        var policy: SLOBatchScheduler.Policy = .firstCome
+    }
+
+    let engine: ForwardEngine
+    let modelName: String
+    let replicaID: ReplicaID
+    let configuration: Configuration
+    private let compute: ComputeThread
+    private let logger: Logger
+    private let events: EventPublisher?
+    private let verifier: SpeculativeVerifier
+    private let scheduler: SLOBatchScheduler
+
+    // Compute-thread state.
+    private var sessions: [SessionID: VerifierSession] = [:]
+    private var useClock: UInt64 = 0
+    private var timeModel = LinearBatchTimeModel()
+
+    // Shared with bus handlers.
+    private let pending = Mutex<PendingState>(PendingState())
+
+    struct PendingState {
+        var jobs: [VerifyJob] = []
+        var batchScheduled = false
+        var nextID: UInt64 = 0
+    }
+
+    struct VerifyJob {
+        let id: UInt64
+        let request: VerifyRequest
+        let arrived: ContinuousClock.Instant
+        let arrivedMillis: Double
+        let continuation: CheckedContinuation<WireMessage, Never>
+    }
+
+    init(engine: ForwardEngine, modelName: String, replicaID: ReplicaID, configuration: Configuration,
+         events: EventPublisher?, logger: Logger) {
+        self.engine = engine
+        self.modelName = modelName
+        self.replicaID = replicaID
+        self.configuration = configuration
+        self.events = events
+        self.logger = logger
+        self.compute = ComputeThread(name: "verifier-compute")
+        self.verifier = SpeculativeVerifier(vocabSize: engine.model.config.vocabularySize)
+        var schedulerConfig = SLOBatchScheduler.Configuration()
+        schedulerConfig.policy = configuration.policy
+        schedulerConfig.maxBatchSize = configuration.maxBatchSequences
+        self.scheduler = SLOBatchScheduler(configuration: schedulerConfig)
+    }
+
+    func shutdown() { compute.stop() }
+
+    // MARK: Load (heartbeats)
+
+    private let loadSnapshot = Mutex<ReplicaLoad>(ReplicaLoad())
+    var load: ReplicaLoad {
+        var l = loadSnapshot.withLock { $0 }
+        l.queuedRequests = pending.withLock { $0.jobs.count }
+        return l
+    }
+
+    private func refreshLoad() {
+        let kv = sessions.values.reduce(0) { $0 + ($1.cache?.byteCount ?? 0) }
+        let count = sessions.count
+        loadSnapshot.withLock { $0.activeSessions = count; $0.kvBytes = kv }
+    }
+
+    // MARK: Messages
+
+    func handle(_ message: WireMessage) async -> WireMessage? {
+        switch message {
+        case .sessionOpen(let open):
+            return await run { self.open(open) }
+        case .sessionClose(let close):
+            return await run {
+                self.sessions[close.session] = nil
+                self.refreshLoad()
+                return .ack(Ack())
+            }
+        case .verify(let request):
+            return await enqueue(request)
+        case .health:
+            return .healthReply(HealthReply(role: .verifier, replicaID: replicaID, uptimeSeconds: 0,
+                                            details: ["model": modelName, "sessions": "\(load.activeSessions)"]))
+        default:
+            return nil
+        }
+    }
+
+    private func run(_ body: @escaping @Sendable () -> WireMessage) async -> WireMessage {
+        do {
+            return try await compute.run(body)
+        } catch {
+            return .error(ErrorReply(code: .internal, message: "\(error)"))
+        }
+    }
+
+    // MARK: Sessions (compute thread)
+
+    private func touch(_ session: VerifierSession) {
+        useClock += 1
+        session.lastUsed = useClock
+    }
+
+    private func open(_ open: SessionOpen) -> WireMessage {
+        let start = ContinuousClock.now
+        let contextLength = engine.model.config.contextLength
+        guard !open.tokens.isEmpty else {
+            return .error(ErrorReply(code: .invalidArgument, message: "session_open needs at least one token"))
+        }
+        let capacity = min(contextLength, max(open.capacity, open.tokens.count + 16))
+        guard open.tokens.count <= capacity else {
+            return .error(ErrorReply(code: .invalidArgument,
+                                     message: "\(open.tokens.count) tokens exceed the model's context of \(contextLength)"))
+        }
+        let session = VerifierSession(open: open, capacity: capacity)
+        sessions[open.session] = session
+        touch(session)
+        do {
+            try ensureCache(session, upTo: open.tokens.count - 1)
+        } catch {
+            sessions[open.session] = nil
+            return .error(ErrorReply(code: .internal, message: "prefill failed: \(error)"))
+        }
+        refreshLoad()
+        let ms = ServiceClock.millis(since: start)
+        events?.publish(.batch(BatchEvent(verifierID: replicaID, model: modelName, sequences: 1,
+                                          tokensPerSequence: [open.tokens.count - 1], contextLengths: [0],
+                                          wallMs: ms, at: ServiceClock.nowMillis())))
+        return .sessionOpened(SessionOpened(session: open.session, cachedTokens: session.cache?.count ?? 0,
+                                            prefillMs: ms))
+    }
+
+    /// Makes sure the session has a cache holding at least `committed[0..<count]` (allocating and
+    /// evicting least recently used sessions' caches to stay within the budget).
+    private func ensureCache(_ session: VerifierSession, upTo count: Int) throws {
+        if session.cache == nil {
+            let bytesPerToken = KVCache(config: engine.model.config, capacity: 1).byteCount
+            let needed = bytesPerToken * session.capacity
+            var used = sessions.values.reduce(0) { $0 + ($1.cache?.byteCount ?? 0) }
+            while used + needed > configuration.kvBudgetBytes,
+                  let victim = sessions.values.filter({ $0.cache != nil && $0 !== session }).min(by: { $0.lastUsed < $1.lastUsed }) {
+                used -= victim.cache?.byteCount ?? 0
+                victim.cache = nil
+                logger.info("evicted KV cache (LRU)", metadata: ["session": "\(victim.id)"])
+            }
+            session.cache = engine.makeCache(capacity: session.capacity)
+        }
+        guard let cache = session.cache else { return }
+        if cache.count > count { cache.truncate(to: count) }
+        if cache.count < count {
+            let missing = Array(session.committed[cache.count..<count])
+            _ = try engine.forward([ForwardRequest(cache: cache, tokens: missing, logits: .none)])
+        }
+    }
+
+    // MARK: Verification
+
+    private func enqueue(_ request: VerifyRequest) async -> WireMessage {
+        await withCheckedContinuation { continuation in
+            let schedule = pending.withLock { state -> Bool in
+                state.nextID += 1
+                state.jobs.append(VerifyJob(id: state.nextID, request: request, arrived: .now,
+                                            arrivedMillis: ServiceClock.nowMillis(), continuation: continuation))
+                guard !state.batchScheduled else { return false }
+                state.batchScheduled = true
+                return true
+            }
+            if schedule {
+                let window = configuration.batchWindow
+                Task {
+                    try? await Task.sleep(for: window)
+                    self.compute.submit { self.runBatch() }
+                }
+            }
+        }
+    }
+
+    /// Takes the next batch from the pending requests and verifies it (compute thread).
+    private func runBatch() {
+        let now = ServiceClock.nowMillis()
+        let jobs: [VerifyJob] = pending.withLock { state in
+            let candidates = state.jobs.map { job in
+                PendingVerify(id: job.id, arrival: job.arrivedMillis / 1000, deadline: job.request.deadline / 1000,
+                              newTokens: job.request.tokens.count + 1,
+                              contextTokens: job.request.position)
+            }
+            let selection = scheduler.selectBatch(from: candidates, now: now / 1000, predictor: timeModel)
+            let chosen = Set(selection.indices)
+            let taken = selection.indices.map { state.jobs[$0] }
+            state.jobs = state.jobs.enumerated().filter { !chosen.contains($0.offset) }.map(\.element)
+            return taken
+        }
+        defer {
+            let again = pending.withLock { state -> Bool in
+                if state.jobs.isEmpty {
+                    state.batchScheduled = false
+                    return false
+                }
+                return true
+            }
+            if again { compute.submit { self.runBatch() } }
+        }
+        guard !jobs.isEmpty else { return }
+        verify(jobs)
+    }
+
+    private func verify(_ jobs: [VerifyJob]) {
+        let batchStart = ContinuousClock.now
+        var requests: [ForwardRequest] = []
+        var accepted: [(job: VerifyJob, session: VerifierSession, feedCount: Int)] = []
+        var contexts: [Int] = []
+        for job in jobs {
+            let r = job.request
+            guard let session = sessions[r.session] else {
+                job.continuation.resume(returning: .error(ErrorReply(code: .unknownSession,
+                                                                     message: "no session \(r.session) on \(replicaID)")))
+                continue
+            }
+            let n = r.position
+            guard n >= 1, n <= session.committed.count, session.committed[n - 1] == r.lastToken else {
+                job.continuation.resume(returning: .error(ErrorReply(
+                    code: .contextMismatch,
+                    message: "verifier has \(session.committed.count) committed tokens; request continues from \(n)")))
+                continue
+            }
+            guard n + r.tokens.count + 1 <= session.capacity else {
+                job.continuation.resume(returning: .error(ErrorReply(
+                    code: .invalidArgument, message: "session \(r.session) would exceed its capacity of \(session.capacity) tokens")))
+                continue
+            }
+            guard r.distributions.isEmpty || r.distributions.count == r.tokens.count else {
+                job.continuation.resume(returning: .error(ErrorReply(
+                    code: .invalidArgument, message: "\(r.distributions.count) distributions for \(r.tokens.count) draft tokens")))
+                continue
+            }
+            if session.mode == .exact && !session.params.isGreedy && r.distributions.count != r.tokens.count {
+                job.continuation.resume(returning: .error(ErrorReply(
+                    code: .invalidArgument, message: "exact mode needs one draft distribution per draft token")))
+                continue
+            }
+            session.committed.removeLast(session.committed.count - n)
+            touch(session)
+            do {
+                try ensureCache(session, upTo: n - 1)
+            } catch {
+                job.continuation.resume(returning: .error(ErrorReply(code: .internal, message: "\(error)")))
+                continue
+            }
+            let cache = session.cache!
+            contexts.append(cache.count)
+            let feed = [session.committed[n - 1]] + r.tokens
+            requests.append(ForwardRequest(cache: cache, tokens: feed, logits: .all))
+            accepted.append((job, session, feed.count))
+        }
+        guard !requests.isEmpty else { return }
+        let forwardStart = ContinuousClock.now
+        let result: ForwardResult
+        do {
+            result = try engine.forward(requests)
+        } catch {
+            for item in accepted {
+                item.job.continuation.resume(returning: .error(ErrorReply(code: .internal, message: "\(error)")))
+            }
+            return
+        }
+        let forwardMs = ServiceClock.millis(since: forwardStart)
+        var outcome = VerificationResult()
+        let at = ServiceClock.nowMillis()
+        for (index, item) in accepted.enumerated() {
+            let r = item.job.request
+            let session = item.session
+            let distributions = r.distributions.map { SparseDistribution(tokens: $0.tokens, probs: $0.probs) }
+            let rows = result.rowCount(request: index)
+            let first = rows - (r.tokens.count + 1)
+            verifier.verify(mode: session.mode, draftTokens: r.tokens, draftDistributions: distributions,
+                            targetRow: { result.logits(request: index, row: first + $0) }, position: r.position,
+                            params: session.params, recentTokens: session.committed, into: &outcome)
+            session.committed.append(contentsOf: outcome.tokens)
+            session.cache?.truncate(to: session.committed.count - 1)
+            session.rounds += 1
+            let timings = VerifyTimings(
+                queueMs: (batchStart - item.job.arrived).milliseconds, batchMs: forwardMs,
+                batchSequences: requests.count, batchTokens: requests.reduce(0) { $0 + $1.tokens.count })
+            item.job.continuation.resume(returning: .verified(VerifyResult(
+                session: r.session, position: r.position, accepted: outcome.acceptedCount, tokens: outcome.tokens,
+                timings: timings)))
+            if r.k > 0 || !r.tokens.isEmpty {
+                events?.publish(.round(RoundEvent(
+                    session: r.session, drafterID: r.drafterID, verifierID: replicaID, draftModel: r.draftModel,
+                    targetModel: modelName, device: r.device, k: r.k, drafted: r.tokens.count,
+                    accepted: outcome.acceptedCount, acceptedPerPosition: outcome.acceptFlags, draftMs: r.draftMs,
+                    verifyMs: timings.queueMs + forwardMs, at: at)))
+            }
+        }
+        let shape = BatchShape(sequences: requests.count, newTokens: requests.reduce(0) { $0 + $1.tokens.count },
+                               contextTokens: contexts.reduce(0, +))
+        let predicted = timeModel.isFitted ? timeModel.predictSeconds(shape) * 1000 : nil
+        timeModel.observe(shape, seconds: forwardMs / 1000)
+        events?.publish(.batch(BatchEvent(
+            verifierID: replicaID, model: modelName, sequences: requests.count,
+            tokensPerSequence: requests.map(\.tokens.count), contextLengths: contexts, wallMs: forwardMs,
+            predictedMs: predicted, at: at)))
+        refreshLoad()
+    }
+}

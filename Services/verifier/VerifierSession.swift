@@ -1,0 +1,31 @@
+import TandemEngine
+import TandemSpeculative
+import TandemWire
+
+/// One session's state on a verifier. Touched only on the compute thread.
+final class VerifierSession {
+    let id: SessionID
+    /// The committed sequence (prompt + generated) as this verifier knows it.
+    var committed: [Int32]
+    let promptLength: Int
+    let params: SamplingParams
+    let mode: SpeculationMode
+    let slo: SLO
+    let capacity: Int
+    /// nil while evicted (rebuilt from `committed` when the session returns).
+    var cache: KVCache?
+    var lastUsed: UInt64 = 0
+    var rounds = 0
+
+    init(open: SessionOpen, capacity: Int) {
+        id = open.session
+        committed = open.tokens
+        promptLength = open.promptLength
+        params = SamplingParams(temperature: open.sampling.temperature, topK: open.sampling.topK,
+                                topP: open.sampling.topP, minP: open.sampling.minP,
+                                repetitionPenalty: open.sampling.repetitionPenalty, seed: open.sampling.seed)
+        mode = open.mode == .exact ? .exact : .coupled
+        slo = open.slo
+        self.capacity = capacity
+    }
+}
