@@ -12,7 +12,8 @@ public enum ReplicaMain {
         advertisedEndpoint: String? = nil, model: String? = nil, device: DeviceProfile? = nil,
         attributes: [String: String] = [:], services: [any Service] = [],
         load: @escaping @Sendable () async -> ReplicaLoad = { ReplicaLoad() },
-        handler: @escaping @Sendable (Envelope, BusIncoming) async -> WireMessage? = { _, _ in nil }
+        handler: @escaping @Sendable (Envelope, BusIncoming) async -> WireMessage? = { _, _ in nil },
+        agentReady: (ControlAgent) -> Void = { _ in }
     ) async throws {
         let registration = Registration(
             role: role, replicaID: common.resolvedReplicaID(role: role.rawValue), endpoint: advertisedEndpoint,
@@ -20,6 +21,7 @@ public enum ReplicaMain {
             attributes: attributes)
         let agent = try ControlAgent(context: context, gateway: try common.gatewayControlEndpoint(),
                                      registration: registration, logger: logger, load: load, handler: handler)
+        agentReady(agent)
         var fields: KeyValuePairs<String, String> = ["id": registration.replicaID]
         if let advertisedEndpoint { fields = ["id": registration.replicaID, "endpoint": advertisedEndpoint] }
         ReadyLine.announce(fields)

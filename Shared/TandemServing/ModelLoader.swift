@@ -31,3 +31,12 @@ public enum ModelLoader {
     public static let defaultDraft = "qwen2.5-coder-0.5b-instruct"
     public static let small = "smollm2-135m-instruct"
 }
+
+extension GGUFFile {
+    /// The tensor type holding most of the weight bytes (e.g. `Q4_K`), a one-word quantization label.
+    public var dominantTypeName: String {
+        var bytes: [String: Int] = [:]
+        for t in tensors { bytes["\(t.type)", default: 0] += t.byteCount }
+        return bytes.max { $0.value < $1.value }?.key ?? "unknown"
+    }
+}

@@ -1,0 +1,324 @@
+import Foundation
+import Logging
+import Synchronization
+import TandemBus
+import TandemEngine
+import TandemServing
+import TandemService
+import TandemSpeculative
+import TandemTelemetry
+import TandemWire
+
+/// The drafter's engine room: runs each session's draft/verify loop (docs/protocol.md).
+/// Model work runs on one `ComputeThread` (the device); each session is a task awaiting it.
+final class DrafterCore: @unchecked Sendable {
+    struct Configuration: Sendable {
+        /// K when neither the session nor the advisor fixes one; the controller's maximum otherwise.
+        var defaultK = 4
+        var maxK = 8
+        /// Use WISP-style dynamic drafting (stop early when the next token is likely rejected).
+        var dynamic = true
+        var verifyTimeout: Duration = .seconds(10)
+        /// Largest support of the truncated draft distribution sent in `exact` mode.
+        var draftSupport = 32
+    }
+
+    let engine: ForwardEngine
+    let tokenizer: Tokenizer
+    let modelName: String
+    let quantization: String
+    let device: DeviceProfile
+    let replicaID: ReplicaID
+    private let configuration: Configuration
+    private let context: BusContext
+    private let compute: ComputeThread
+    private let drafter: SpeculativeDrafter
+    private let logger: Logger
+    private let events: EventPublisher?
+
+    private let sessions = Mutex<[SessionID: (session: DrafterSession, task: Task<Void, Never>)]>([:])
+    private let verifiers = Mutex<[String: BusEndpoint]>([:])
+    private let control = Mutex<ControlAgent?>(nil)
+    private let advisedK = Atomic<Int>(0)
+    private let profile = Mutex<(tokens: Int, seconds: Double, rounds: Int)>((0, 0, 0))
+
+    init(engine: ForwardEngine, tokenizer: Tokenizer, modelName: String, quantization: String, device: DeviceProfile,
+         replicaID: ReplicaID, configuration: Configuration, context: BusContext, events: EventPublisher?,
+         logger: Logger) {
+        self.engine = engine
+        self.tokenizer = tokenizer
+        self.modelName = modelName
+        self.quantization = quantization
+        self.device = device
+        self.replicaID = replicaID
+        self.configuration = configuration
+        self.context = context
+        self.events = events
+        self.logger = logger
+        self.compute = ComputeThread(name: "drafter-compute")
+        self.drafter = SpeculativeDrafter(vocabSize: engine.model.config.vocabularySize,
+                                          maxSupport: configuration.draftSupport)
+    }
+
+    func attach(_ agent: ControlAgent) { control.withLock { $0 = agent } }
+
+    /// K recommended by the config-advisor (0 = none yet).
+    func setAdvisedK(_ k: Int) { advisedK.store(k, ordering: .relaxed) }
+
+    var load: ReplicaLoad {
+        ReplicaLoad(activeSessions: sessions.withLock { $0.count }, queuedRequests: compute.backlog)
+    }
+
+    func shutdown() async {
+        let tasks = sessions.withLock { table in
+            defer { table.removeAll() }
+            return table.values.map(\.task)
+        }
+        for task in tasks { task.cancel() }
+        for endpoint in verifiers.withLock({ Array($0.values) }) { await endpoint.close() }
+        compute.stop()
+    }
+
+    // MARK: Messages
+
+    func handle(_ message: WireMessage) async -> WireMessage? {
+        switch message {
+        case .sessionStart(let start):
+            return startSession(start)
+        case .sessionClose(let close):
+            let entry = sessions.withLock { $0.removeValue(forKey: close.session) }
+            entry?.task.cancel()
+            return .ack(Ack())
+        case .health:
+            return .healthReply(HealthReply(role: .drafter, replicaID: replicaID, uptimeSeconds: 0,
+                                            details: ["model": modelName, "sessions": "\(load.activeSessions)"]))
+        default:
+            return nil
+        }
+    }
+
+    private func startSession(_ start: SessionStart) -> WireMessage {
+        guard !start.promptTokens.isEmpty else {
+            return .error(ErrorReply(code: .invalidArgument, message: "session_start needs a non-empty prompt"))
+        }
+        guard start.maxTokens >= 1 else {
+            return .error(ErrorReply(code: .invalidArgument, message: "max_tokens must be at least 1"))
+        }
+        let fixed = start.k ?? (configuration.dynamic ? nil : effectiveDefaultK)
+        var controllerConfig = SpeculationController.Configuration(
+            maxDraftLength: max(1, configuration.maxK), initialDraftLength: effectiveDefaultK,
+            fixedDraftLength: fixed.map { max(1, $0) })
+        if !configuration.dynamic { controllerConfig.adaptiveThreshold = false }
+        let session = DrafterSession(start: start, controller: SpeculationController(configuration: controllerConfig))
+        let task = Task { await self.run(session) }
+        let previous = sessions.withLock { table in
+            defer { table[start.session] = (session, task) }
+            return table[start.session]
+        }
+        previous?.task.cancel()
+        return .ack(Ack())
+    }
+
+    private var effectiveDefaultK: Int {
+        let advised = advisedK.load(ordering: .relaxed)
+        return min(configuration.maxK, max(1, advised > 0 ? advised : configuration.defaultK))
+    }
+
+    private func verifier(_ endpoint: String) throws -> BusEndpoint {
+        try verifiers.withLock { table in
+            if let existing = table[endpoint] { return existing }
+            let created = try BusEndpoint.dealer(context: context, connect: endpoint,
+                                                 identity: PeerID("\(replicaID)-\(UInt32.random(in: 0...UInt32.max))"),
+                                                 logger: logger)
+            table[endpoint] = created
+            return created
+        }
+    }
+
+    // MARK: Session loop
+
+    private func run(_ session: DrafterSession) async {
+        let start = session.start
+        let id = start.session
+        let verifier: BusEndpoint
+        do {
+            verifier = try self.verifier(start.verifierEndpoint)
+        } catch {
+            await report(session, tokens: [], finish: .error, error: "cannot reach verifier: \(error)")
+            return
+        }
+        // A resumed session may already be complete.
+        if let finish = finishReason(session) {
+            await report(session, tokens: [], finish: finish)
+            return
+        }
+        while !Task.isCancelled {
+            let k = plannedK(session)
+            let draft: DraftOutput
+            do {
+                draft = k == 0
+                    ? DraftOutput(tokens: [], distributions: [], seconds: 0, planned: 0)
+                    : try await compute.run { try self.draft(session, k: k) }
+            } catch {
+                await report(session, tokens: [], finish: .error, error: "drafting failed: \(error)")
+                return
+            }
+            if device.computeThrottle < 1, draft.seconds > 0 {
+                try? await Task.sleep(for: .seconds(draft.seconds * (1 / device.computeThrottle - 1)))
+            }
+            if Task.isCancelled { return }
+            let n = session.committed.count
+            let request = VerifyRequest(
+                session: id, position: n, tokens: draft.tokens, distributions: draft.distributions,
+                lastToken: session.committed[n - 1],
+                deadline: ServiceClock.nowMillis() + start.slo.tpotMs * Double(draft.tokens.count + 1),
+                draftMs: draft.seconds * 1000, k: draft.planned, drafterID: replicaID, draftModel: modelName,
+                device: device.name)
+            do {
+                let reply = try await verifier.call(.verify(request), timeout: configuration.verifyTimeout)
+                guard case .verified(let result) = reply else {
+                    logger.warning("unexpected verify reply", metadata: ["kind": "\(reply.kind.rawValue)"])
+                    continue
+                }
+                if Task.isCancelled { return }
+                if await apply(result, draft: draft, to: session) { return }
+            } catch RPCError.remote(let error) where error.code == .contextMismatch || error.code == .unknownSession {
+                logger.info("verifier lost the session; reopening", metadata: ["session": "\(id)", "why": "\(error.message)"])
+                await reopen(session, on: verifier)
+            } catch RPCError.remote(let error) {
+                await report(session, tokens: [], finish: .error, error: "verifier: \(error.message)")
+                return
+            } catch {
+                // Timeout or closed socket: the gateway re-places the session if the verifier died.
+                logger.debug("verify failed; retrying", metadata: ["session": "\(id)", "error": "\(error)"])
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
+    }
+
+    private func plannedK(_ session: DrafterSession) -> Int {
+        if session.start.k == 0 { return 0 }
+        let plan = session.controller.beginRound(verifyTime: nil)
+        let remaining = session.start.maxTokens - session.generatedCount - 1
+        let room = engine.model.config.contextLength - session.committed.count - 2
+        return max(0, min(plan.maxDraftLength, remaining, room))
+    }
+
+    /// Applies a verification result; returns true when the session is finished.
+    private func apply(_ result: VerifyResult, draft: DraftOutput, to session: DrafterSession) async -> Bool {
+        session.committed.append(contentsOf: result.tokens)
+        session.stats.rounds += 1
+        session.stats.drafted += draft.tokens.count
+        session.stats.accepted += result.accepted
+        if !draft.tokens.isEmpty {
+            session.controller.finishRound(drafted: draft.tokens.count, accepted: result.accepted)
+            session.controller.recordDraftTime(seconds: draft.seconds, tokens: draft.tokens.count)
+            recordProfile(tokens: draft.tokens.count, seconds: draft.seconds)
+        }
+        // Trim at max_tokens and at the first end-of-generation token.
+        var newTokens = Array(session.committed[(session.promptLength + session.reported)...])
+        var finish: FinishReason?
+        if let eog = newTokens.firstIndex(where: { tokenizer.isEndOfGeneration($0) }) {
+            newTokens = Array(newTokens[...eog])
+            finish = .stop
+        }
+        let allowed = session.start.maxTokens - session.reported
+        if newTokens.count > allowed {
+            newTokens = Array(newTokens.prefix(allowed))
+            finish = .length
+        } else if newTokens.count == allowed && finish == nil {
+            finish = .length
+        }
+        await report(session, tokens: newTokens, finish: finish)
+        return finish != nil
+    }
+
+    private func finishReason(_ session: DrafterSession) -> FinishReason? {
+        let generated = session.committed[session.promptLength...]
+        if let last = generated.last, tokenizer.isEndOfGeneration(last) { return .stop }
+        return generated.count >= session.start.maxTokens ? .length : nil
+    }
+
+    private func report(_ session: DrafterSession, tokens: [Int32], finish: FinishReason?, error: String? = nil) async {
+        let report = TokenReport(session: session.start.session, offset: session.reported, tokens: tokens,
+                                 finish: finish, error: error, stats: session.stats)
+        session.reported += tokens.count
+        guard let agent = control.withLock({ $0 }) else { return }
+        do {
+            try await agent.endpoint.post(.tokens(report))
+        } catch {
+            logger.warning("token report failed", metadata: ["session": "\(session.start.session)", "error": "\(error)"])
+        }
+        if finish != nil {
+            sessions.withLock { table in
+                if table[session.start.session]?.session === session { table[session.start.session] = nil }
+            }
+        }
+    }
+
+    private func reopen(_ session: DrafterSession, on verifier: BusEndpoint) async {
+        let s = session.start
+        let open = SessionOpen(session: s.session, tokens: session.committed, promptLength: session.promptLength,
+                               sampling: s.sampling, mode: s.mode, slo: s.slo,
+                               capacity: session.promptLength + s.maxTokens + configuration.maxK + 2)
+        do {
+            _ = try await verifier.call(.sessionOpen(open), timeout: .seconds(60))
+        } catch {
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
+    private func recordProfile(tokens: Int, seconds: Double) {
+        let snapshot = profile.withLock { p -> (Int, Double)? in
+            p.tokens += tokens
+            p.seconds += seconds
+            p.rounds += 1
+            guard p.rounds % 32 == 0, p.seconds > 0 else { return nil }
+            return (p.tokens, p.seconds)
+        }
+        if let (t, s) = snapshot {
+            events?.publish(.profile(ProfileEvent(
+                device: device.name, draftModel: modelName, quantization: quantization,
+                draftTokensPerSecond: Double(t) / s * device.computeThrottle, powerWatts: device.powerWatts,
+                at: ServiceClock.nowMillis())))
+        }
+    }
+
+    // MARK: Drafting (compute thread)
+
+    /// Drafts up to `k` tokens after the session's committed sequence.
+    private func draft(_ session: DrafterSession, k: Int) throws -> DraftOutput {
+        let begin = ContinuousClock.now
+        let n = session.committed.count
+        let capacity = min(engine.model.config.contextLength,
+                           session.promptLength + session.start.maxTokens + configuration.maxK + 2)
+        if session.cache == nil { session.cache = engine.makeCache(capacity: capacity) }
+        let cache = session.cache!
+        // Keep only the cached prefix that still matches the committed sequence.
+        var valid = 0
+        let limit = min(cache.count, session.fed.count, n - 1)
+        while valid < limit && session.fed[valid] == session.committed[valid] { valid += 1 }
+        cache.truncate(to: valid)
+        session.fed.removeLast(session.fed.count - valid)
+
+        let feed = Array(session.committed[valid..<n])
+        var result = try engine.forward([ForwardRequest(cache: cache, tokens: feed, logits: .last)])
+        session.fed.append(contentsOf: feed)
+        var tokens: [Int32] = []
+        var distributions: [WireDistribution] = []
+        let wantDistributions = session.start.mode == .exact && !session.params.isGreedy
+        for i in 0..<k {
+            let recent = session.params.hasRepetitionPenalty ? session.committed + tokens : []
+            let step = drafter.draft(logits: result.lastLogits(request: 0), params: session.params, position: n + i,
+                                     recentTokens: recent)
+            tokens.append(step.token)
+            if wantDistributions { distributions.append(WireDistribution(drafter.copyDistribution())) }
+            let more = session.controller.shouldContinue(afterDrafting: step) && i + 1 < k
+            if !more { break }
+            result = try engine.forward([ForwardRequest(cache: cache, tokens: [step.token], logits: .last)])
+            session.fed.append(step.token)
+        }
+        return DraftOutput(tokens: tokens, distributions: distributions,
+                           seconds: ServiceClock.millis(since: begin) / 1000, planned: k)
+    }
+}

@@ -1,0 +1,40 @@
+import TandemEngine
+import TandemSpeculative
+import TandemWire
+
+/// One session on a drafter. `committed` and `cache` are touched only on the compute thread;
+/// the rest only by the session's own task.
+final class DrafterSession: @unchecked Sendable {
+    let start: SessionStart
+    let params: SamplingParams
+    /// prompt + generated, as committed by the verifier.
+    var committed: [Int32]
+    var cache: KVCache?
+    /// The tokens held in `cache`, in order (to find the prefix still valid after a verification).
+    var fed: [Int32] = []
+    var controller: SpeculationController
+    var stats = RoundStats()
+    /// Generated tokens already reported to the gateway.
+    var reported: Int
+
+    var promptLength: Int { start.promptTokens.count }
+    var generatedCount: Int { committed.count - promptLength }
+
+    init(start: SessionStart, controller: SpeculationController) {
+        self.start = start
+        self.params = SamplingParams(temperature: start.sampling.temperature, topK: start.sampling.topK,
+                                     topP: start.sampling.topP, minP: start.sampling.minP,
+                                     repetitionPenalty: start.sampling.repetitionPenalty, seed: start.sampling.seed)
+        self.committed = start.promptTokens + start.generated
+        self.controller = controller
+        self.reported = start.generated.count
+    }
+}
+
+/// What one drafting round produced.
+struct DraftOutput: Sendable {
+    var tokens: [Int32]
+    var distributions: [WireDistribution]
+    var seconds: Double
+    var planned: Int
+}
