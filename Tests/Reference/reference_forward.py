@@ -325,10 +325,11 @@ def summarize(logits: np.ndarray, positions: Sequence[int], top: int) -> list[di
 
 
 def run(model_path: str, tokens: Sequence[int], all_positions: bool = False, top: int = 20,
-        out_bin: str | None = None, dtype: Any = np.float64) -> tuple[dict[str, Any], np.ndarray]:
+        out_bin: str | None = None, dtype: Any = np.float64,
+        opts: "Options | None" = None) -> tuple[dict[str, Any], np.ndarray]:
     model = GGUFModel(model_path, dtype=dtype)
     start = time.time()
-    logits = forward(model, tokens, all_positions=all_positions)
+    logits = forward(model, tokens, all_positions=all_positions, opts=opts)
     positions = list(range(len(tokens))) if all_positions else [len(tokens) - 1]
     report: dict[str, Any] = {
         "model": model_path,
@@ -360,13 +361,43 @@ def greedy_generate(model_path: str, tokens: list[int], n: int, stop: set[int] |
     return out[len(tokens):]
 
 
+def run_batch(spec_path: str) -> dict[str, Any]:
+    """Runs several jobs in one process (one model load per distinct file). The spec is a JSON list of
+    {"model": path, "tokens": [ids], "out_bin": path, "all_positions": bool (default true),
+     "q8_activations": bool (default false, see Options)}; each job writes its float32 logits to
+    out_bin. Returns {"jobs": [report, ...]} (reports as in `run`)."""
+    jobs = json.loads(Path(spec_path).read_text())
+    models: dict[str, GGUFModel] = {}
+    reports = []
+    for job in jobs:
+        path = job["model"]
+        if path not in models:
+            models.clear()  # keep at most one model in memory
+            models[path] = GGUFModel(path, dtype=np.float64, cache_weights=True)
+        model = models[path]
+        tokens = [int(t) for t in job["tokens"]]
+        all_positions = bool(job.get("all_positions", True))
+        start = time.time()
+        opts = Options(q8_activations=bool(job.get("q8_activations", False)))
+        logits = forward(model, tokens, all_positions=all_positions, opts=opts)
+        positions = list(range(len(tokens))) if all_positions else [len(tokens) - 1]
+        np.ascontiguousarray(logits, dtype="<f4").tofile(job["out_bin"])
+        reports.append({
+            "model": path, "arch": model.hp.arch, "n_vocab": model.hp.n_vocab, "tokens": tokens,
+            "positions": positions, "logits_file": job["out_bin"], "seconds": round(time.time() - start, 3),
+            "results": summarize(logits, positions, int(job.get("top", 20))),
+        })
+    return {"jobs": reports}
+
+
 def parse_tokens(text: str) -> list[int]:
     return [int(t) for t in text.replace(" ", "").split(",") if t]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True, help="path to a GGUF file (llama or qwen2)")
+    ap.add_argument("--model", help="path to a GGUF file (llama or qwen2)")
+    ap.add_argument("--batch", help="JSON job list (see run_batch); writes each job's logits, prints reports")
     ap.add_argument("--tokens", help="comma-separated token ids, e.g. 1,2,3")
     ap.add_argument("--prompt", help="ASCII text, tokenized with the simple BPE in gguf_vocab.py (validation only)")
     ap.add_argument("--all-positions", action="store_true", help="output logits for every position")
@@ -375,8 +406,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out-json", help="write the JSON summary to this file (also printed)")
     ap.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     ap.add_argument("--generate", type=int, default=0, help="greedy-generate N tokens and print them")
+    ap.add_argument("--q8-activations", action="store_true",
+                    help="round matmul inputs to int8 per block like the engine's integer kernels (Options)")
     args = ap.parse_args(argv)
 
+    if args.batch:
+        text = json.dumps(run_batch(args.batch))
+        if args.out_json:
+            Path(args.out_json).write_text(text)
+        print(text)
+        return 0
+    if not args.model:
+        ap.error("--model is required (or --batch)")
     if args.prompt is not None:
         from gguf_vocab import GGUFVocab
         vocab = GGUFVocab.load(args.model)
@@ -404,7 +445,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     dtype = np.float64 if args.dtype == "float64" else np.float32
-    report, _ = run(args.model, tokens, args.all_positions, args.top, args.out_bin, dtype)
+    report, _ = run(args.model, tokens, args.all_positions, args.top, args.out_bin, dtype,
+                    Options(q8_activations=args.q8_activations))
     text = json.dumps(report)
     if args.out_json:
         Path(args.out_json).write_text(text)
