@@ -251,15 +251,32 @@ public enum MatMul {
 
     /// Unaligned scalar loads through SSE intrinsics: `UnsafeRawPointer.loadUnaligned` is not
     /// always inlined in debug (non-WMO) builds and a call in the inner loop costs a vzeroupper.
+    /// Half-precision fields sit at even offsets of even-sized blocks and GGUF tensor data is
+    /// 32-byte aligned, so a plain 2-byte load is aligned (and avoids the false dependency of
+    /// `vpinsrw`).
     @inline(__always)
     static func load16(_ p: UnsafeRawPointer) -> UInt16 {
-        UInt16(truncatingIfNeeded: _mm_cvtsi128_si32(_mm_loadu_si16(p)))
+        p.load(as: UInt16.self)
     }
 
     @inline(__always)
     static func load32(_ p: UnsafeRawPointer) -> UInt32 {
         UInt32(bitPattern: _mm_cvtsi128_si32(_mm_loadu_si32(p)))
     }
+
+    /// The two half-precision values at `p` and `p + 2`, converted, in lanes 0 and 1. A 4-byte
+    /// `vmovd` load zero-extends, avoiding the false dependency a 2-byte `vpinsrw` load creates
+    /// (which serialized the 32-block loops on an unrelated accumulator).
+    @inline(__always)
+    static func halves(_ p: UnsafeRawPointer) -> __m128 {
+        _mm_cvtph_ps(_mm_loadu_si32(p))
+    }
+
+    @inline(__always)
+    static func lane0(_ v: __m128) -> Float { _mm_cvtss_f32(v) }
+
+    @inline(__always)
+    static func lane1(_ v: __m128) -> Float { _mm_cvtss_f32(_mm_movehdup_ps(v)) }
 
     @inline(__always)
     static func half(_ p: UnsafeRawPointer, _ offset: Int = 0) -> Float {
@@ -464,7 +481,7 @@ public enum MatMul {
         var acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0
         for b in 0..<nb {
             let blk = row + blockBytes * b
-            let d = half(blk), dmin = half(blk, 2)
+            let dd = halves(blk)
             let (sc, mins) = scalesMinsK4(blk + 4)
             // 8 scales as int16, duplicated in both 128-bit halves.
             let sc128 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(Int64(bitPattern: sc)))
@@ -477,7 +494,7 @@ public enum MatMul {
             chunkK(blk, 2, high: high, qh, scales, off + 128, nt, y0, y1, y2, y3, &i0, &i1, &i2, &i3)
             chunkK(blk, 3, high: high, qh, scales, off + 192, nt, y0, y1, y2, y3, &i0, &i1, &i2, &i3)
             let minsv = minsVector(mins)
-            let vd = _mm256_set1_ps(d), vdmin = _mm256_set1_ps(dmin)
+            let vd = _mm256_broadcastss_ps(dd), vdmin = _mm256_broadcastss_ps(_mm_movehdup_ps(dd))
             finishK(i0, minsv, bs0 + 16 * b, vd, vdmin, d0 + b, &acc0)
             if nt > 1 { finishK(i1, minsv, bs1 + 16 * b, vd, vdmin, d1 + b, &acc1) }
             if nt > 2 { finishK(i2, minsv, bs2 + 16 * b, vd, vdmin, d2 + b, &acc2) }
@@ -522,7 +539,7 @@ public enum MatMul {
         var acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0
         for b in 0..<nb {
             let blk = row + 210 * b
-            let d = half(blk, 208)
+            let d = lane1(halves(blk + 206))
             let scales = ld128(blk + 192)
             var i0 = _mm256_setzero_si256(), i1 = i0, i2 = i0, i3 = i0
             for n in 0..<2 {
@@ -564,23 +581,47 @@ public enum MatMul {
 
     // MARK: - 32-element block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0)
 
-    /// Signed weights (Q4_0, Q5_0, Q8_0): |w| x sign(y, w).
+    /// One unpacked 32-weight block: weights (signed kinds: `w` with `aw = |w|`; unsigned
+    /// kinds: `w` only), the broadcast scale, and the offset `m` (Q4_1/Q5_1).
     @inline(__always)
-    static func stepSigned(_ aw: __m256i, _ w: __m256i, _ y: UnsafePointer<Int8>, _ scale: Float, _ acc: inout __m256) {
-        let p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(ld(y), w)), _mm256_set1_epi16(1))
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(p), acc)
+    static func block32(_ blk: UnsafeRawPointer, kind: Int) -> (w: __m256i, aw: __m256i, vdw: __m256, m: Float) {
+        let h = halves(blk)
+        let vdw = _mm256_broadcastss_ps(h)
+        switch kind {
+        case 0:
+            let w = _mm256_sub_epi8(nibbles32(blk + 2), _mm256_set1_epi8(8))
+            return (w, _mm256_sign_epi8(w, w), vdw, 0)
+        case 1:
+            let bits = bytesFromBits(load32(blk + 2))
+            let w = _mm256_or_si256(nibbles32(blk + 6), _mm256_andnot_si256(bits, _mm256_set1_epi8(-16)))
+            return (w, _mm256_sign_epi8(w, w), vdw, 0)
+        case 2:
+            let w = ld(blk + 2)
+            return (w, _mm256_sign_epi8(w, w), vdw, 0)
+        case 3:
+            let w = nibbles32(blk + 4)
+            return (w, w, vdw, lane1(h))
+        default:
+            let bits = bytesFromBits(load32(blk + 4))
+            let w = _mm256_or_si256(nibbles32(blk + 8), _mm256_and_si256(bits, _mm256_set1_epi8(0x10)))
+            return (w, w, vdw, lane1(h))
+        }
     }
 
-    /// Unsigned weights with a per-block offset (Q4_1, Q5_1): d*q*y + m*sum(y).
+    /// `dw * (dy * P)` for one block and one token, P the 8-lane integer partial dot product.
     @inline(__always)
-    static func stepUnsigned(_ w: __m256i, _ y: UnsafePointer<Int8>, _ scale: Float, _ m: Float, _ ysum: Float,
-                             _ acc: inout __m256, _ sacc: inout Float) {
-        let p = _mm256_madd_epi16(_mm256_maddubs_epi16(w, ld(y)), _mm256_set1_epi16(1))
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(p), acc)
-        sacc = sacc.addingProduct(m, ysum)
+    static func token32(_ bl: (w: __m256i, aw: __m256i, vdw: __m256, m: Float), signed: Bool,
+                        _ y: UnsafePointer<Int8>, _ dy: UnsafePointer<Float>) -> __m256 {
+        let prod = signed ? _mm256_maddubs_epi16(bl.aw, _mm256_sign_epi8(ld(y), bl.w))
+                          : _mm256_maddubs_epi16(bl.w, ld(y))
+        let p = _mm256_madd_epi16(prod, _mm256_set1_epi16(1))
+        return _mm256_mul_ps(bl.vdw, _mm256_mul_ps(_mm256_cvtepi32_ps(p), _mm256_broadcast_ss(dy)))
     }
 
     /// kind: 0 Q4_0, 1 Q5_0, 2 Q8_0 (signed); 3 Q4_1, 4 Q5_1 (unsigned + min).
+    ///
+    /// Blocks are consumed in pairs whose values are summed before touching the accumulator,
+    /// which halves the loop-carried dependency chain (this matters at one token).
     @inline(__always)
     static func tile32(_ row: UnsafeRawPointer, _ nb: Int, _ a: Acts, _ t0: Int, _ nt: Int,
                        _ out: UnsafeMutablePointer<Float>, _ stride: Int, kind: Int) {
@@ -592,6 +633,7 @@ public enum MatMul {
         case 3: blockBytes = 20
         default: blockBytes = 24
         }
+        let signed = kind <= 2
         let cols = a.cols
         let y0 = a.qs + t0 * cols, y1 = y0 + cols, y2 = y1 + cols, y3 = y2 + cols
         let d0 = a.d + t0 * nb, d1 = d0 + nb, d2 = d1 + nb, d3 = d2 + nb
@@ -599,39 +641,35 @@ public enum MatMul {
         let s0 = sBase, s1 = s0 + nb, s2 = s1 + nb, s3 = s2 + nb
         var acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0
         var sacc0: Float = 0, sacc1: Float = 0, sacc2: Float = 0, sacc3: Float = 0
-        let m8 = _mm256_set1_epi8(8), mF0 = _mm256_set1_epi8(-16), m10 = _mm256_set1_epi8(0x10)
-        for b in 0..<nb {
-            let blk = row + blockBytes * b
-            let d = half(blk)
+        var b = 0
+        while b + 2 <= nb {
+            let p = block32(row + blockBytes * b, kind: kind)
+            let q = block32(row + blockBytes * (b + 1), kind: kind)
             let off = 32 * b
-            if kind <= 2 {
-                let w: __m256i
-                switch kind {
-                case 0: w = _mm256_sub_epi8(nibbles32(blk + 2), m8)
-                case 1:
-                    let bits = bytesFromBits(load32(blk + 2))
-                    w = _mm256_or_si256(nibbles32(blk + 6), _mm256_andnot_si256(bits, mF0))
-                default: w = ld(blk + 2)
-                }
-                let aw = _mm256_sign_epi8(w, w)
-                stepSigned(aw, w, y0 + off, d * d0[b], &acc0)
-                if nt > 1 { stepSigned(aw, w, y1 + off, d * d1[b], &acc1) }
-                if nt > 2 { stepSigned(aw, w, y2 + off, d * d2[b], &acc2) }
-                if nt > 3 { stepSigned(aw, w, y3 + off, d * d3[b], &acc3) }
-            } else {
-                let m = half(blk, 2)
-                let w: __m256i
-                if kind == 3 {
-                    w = nibbles32(blk + 4)
-                } else {
-                    let bits = bytesFromBits(load32(blk + 4))
-                    w = _mm256_or_si256(nibbles32(blk + 8), _mm256_and_si256(bits, m10))
-                }
-                stepUnsigned(w, y0 + off, d * d0[b], m, s0[b], &acc0, &sacc0)
-                if nt > 1 { stepUnsigned(w, y1 + off, d * d1[b], m, s1[b], &acc1, &sacc1) }
-                if nt > 2 { stepUnsigned(w, y2 + off, d * d2[b], m, s2[b], &acc2, &sacc2) }
-                if nt > 3 { stepUnsigned(w, y3 + off, d * d3[b], m, s3[b], &acc3, &sacc3) }
+            @inline(__always) func pair(_ y: UnsafePointer<Int8>, _ d: UnsafePointer<Float>, _ s: UnsafePointer<Float>,
+                                        _ acc: inout __m256, _ sacc: inout Float) {
+                acc = _mm256_add_ps(acc, _mm256_add_ps(token32(p, signed: signed, y + off, d + b),
+                                                       token32(q, signed: signed, y + off + 32, d + b + 1)))
+                if !signed { sacc = sacc + (p.m * s[b]).addingProduct(q.m, s[b + 1]) }
             }
+            pair(y0, d0, s0, &acc0, &sacc0)
+            if nt > 1 { pair(y1, d1, s1, &acc1, &sacc1) }
+            if nt > 2 { pair(y2, d2, s2, &acc2, &sacc2) }
+            if nt > 3 { pair(y3, d3, s3, &acc3, &sacc3) }
+            b += 2
+        }
+        if b < nb {
+            let p = block32(row + blockBytes * b, kind: kind)
+            let off = 32 * b
+            @inline(__always) func single(_ y: UnsafePointer<Int8>, _ d: UnsafePointer<Float>,
+                                          _ s: UnsafePointer<Float>, _ acc: inout __m256, _ sacc: inout Float) {
+                acc = _mm256_add_ps(acc, token32(p, signed: signed, y + off, d + b))
+                if !signed { sacc = sacc + p.m * s[b] }
+            }
+            single(y0, d0, s0, &acc0, &sacc0)
+            if nt > 1 { single(y1, d1, s1, &acc1, &sacc1) }
+            if nt > 2 { single(y2, d2, s2, &acc2, &sacc2) }
+            if nt > 3 { single(y3, d3, s3, &acc3, &sacc3) }
         }
         out[0] = hsum(acc0) + sacc0
         if nt > 1 { out[stride] = hsum(acc1) + sacc1 }
