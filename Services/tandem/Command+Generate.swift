@@ -84,7 +84,7 @@ struct GenerateCommand: AsyncParsableCommand {
                                       recentTokens: generated)
             generated.append(next)
             print(next, terminator: " ")
-            fflush(stdout)
+            fflush(nil)
             if eos.contains(next) || cache.remaining == 0 { break }
             result = try engine.forward([ForwardRequest(cache: cache, tokens: [next], logits: .last)])
         }

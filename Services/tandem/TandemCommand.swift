@@ -14,6 +14,8 @@ struct TandemCommand: AsyncParsableCommand {
             StatusCommand.self,
             ModelsCommand.self,
             GenerateCommand.self,
+            PerplexityCommand.self,
+            BenchEngineCommand.self,
             BenchBusCommand.self,
         ]
     )

@@ -1,0 +1,142 @@
+import ArgumentParser
+import Foundation
+import Logging
+import TandemEngine
+
+/// `tandem bench engine`: measures the local inference engine on one model file and compares it with
+/// llama.cpp's numbers on this machine class (docs: /work/shared/models.md).
+///
+/// Measures load time, batch-1 decode, single forward calls of 8 and 32 new positions (one sequence, as a
+/// verifier checking drafts, and several sequences of one position each, as continuous batching), a
+/// 512-token prefill, and the process's peak RSS. Use a release build.
+struct BenchEngineCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "engine",
+        abstract: "Benchmark the local forward engine (decode, batched forward, prefill, memory).")
+
+    @Option(help: "Path to a GGUF model file.")
+    var model: String
+
+    @Option(help: "Compute threads.")
+    var threads = 2
+
+    @Option(name: .customLong("decode-tokens"), help: "Tokens generated for the decode measurement.")
+    var decodeTokens = 64
+
+    @Option(help: "Repetitions of each batched measurement.")
+    var repeats = 8
+
+    @Option(name: .customLong("prefill-tokens"), help: "Prompt length for the prefill measurement.")
+    var prefillTokens = 512
+
+    /// llama.cpp, 2 threads, same files (models.md): decode, 8-token batch, 32-token batch tokens/s.
+    static let reference: [(match: String, name: String, decode: Double, b8: Double, b32: Double)] = [
+        ("1.5b", "Qwen2.5-Coder-1.5B Q4_K_M", 35, 78, 148),
+        ("0.5b", "Qwen2.5-Coder-0.5B", 61, 155, 258),
+        ("smollm2", "SmolLM2-135M Q4_1", 166, 290, 450),
+    ]
+
+    func run() async throws {
+        var logger = Logger(label: "tandem.bench")
+        logger.logLevel = .warning
+        let path = (model as NSString).expandingTildeInPath
+
+        let t0 = now()
+        let lm = try LanguageModel.load(path: path, logger: logger)
+        let loadTime = now() - t0
+        let engine = ForwardEngine(model: lm, threads: threads)
+        let V = lm.config.vocabularySize
+        func token(_ i: Int) -> Int32 { Int32((i &* 7919 &+ 13) % V) }
+
+        print("model: \(path)")
+        print("  \(lm.config.architecture), \(lm.config.layerCount) layers, width \(lm.config.embeddingWidth), "
+              + "heads \(lm.config.headCount)/\(lm.config.kvHeadCount), ffn \(lm.config.feedForwardWidth), "
+              + "vocab \(V), weights \(lm.weightBytes / 1_000_000) MB, threads \(threads)")
+        print(String(format: "load time: %.3f s (mmap + validation)", loadTime))
+
+        // Warm-up: touch all weights once (page cache -> RSS) so the first timed call is not a disk read.
+        let cache = engine.makeCache(capacity: max(prefillTokens, 128 + decodeTokens + 64) + 8)
+        _ = try engine.forward([ForwardRequest(cache: cache, tokens: (0..<16).map(token), logits: .last)])
+
+        // Decode, batch 1: greedy continuation after a 16-token prompt.
+        var next = Sampler.argmax(logits: try engine.decode(cache: cache, token: token(16)))
+        let td = now()
+        for _ in 0..<decodeTokens {
+            next = Sampler.argmax(logits: try engine.decode(cache: cache, token: next))
+        }
+        let decodeRate = Double(decodeTokens) / (now() - td)
+
+        // One sequence, N new positions in one call (verification shape), rolled back after each repeat.
+        func batchedSingle(_ n: Int) throws -> Double {
+            let base = cache.count
+            let toks = (0..<n).map { token(base + $0) }
+            _ = try engine.forward([ForwardRequest(cache: cache, tokens: toks, logits: .all)])
+            cache.truncate(to: base)
+            let t = now()
+            for _ in 0..<repeats {
+                _ = try engine.forward([ForwardRequest(cache: cache, tokens: toks, logits: .all)])
+                cache.truncate(to: base)
+            }
+            return Double(n * repeats) / (now() - t)
+        }
+        // N sequences with one new position each (continuous-batching decode shape), 64 cached positions each.
+        func batchedMulti(_ n: Int) throws -> Double {
+            let caches = (0..<n).map { _ in engine.makeCache(capacity: 80) }
+            for (i, c) in caches.enumerated() {
+                _ = try engine.forward([ForwardRequest(cache: c, tokens: (0..<64).map { token($0 + i) }, logits: .none)])
+            }
+            let reqs = caches.enumerated().map { ForwardRequest(cache: $1, tokens: [token($0)], logits: .last) }
+            _ = try engine.forward(reqs)
+            for c in caches { c.truncate(to: 64) }
+            let t = now()
+            for _ in 0..<repeats {
+                _ = try engine.forward(reqs)
+                for c in caches { c.truncate(to: 64) }
+            }
+            return Double(n * repeats) / (now() - t)
+        }
+        let b8 = try batchedSingle(8)
+        let b32 = try batchedSingle(32)
+        let m8 = try batchedMulti(8)
+        let m32 = try batchedMulti(32)
+
+        // Prefill: one call with the whole prompt, logits for the last position only.
+        let pcache = engine.makeCache(capacity: prefillTokens)
+        let prompt = (0..<prefillTokens).map(token)
+        let tp = now()
+        _ = try engine.forward([ForwardRequest(cache: pcache, tokens: prompt, logits: .last)])
+        let prefillRate = Double(prefillTokens) / (now() - tp)
+
+        let ref = Self.reference.first { path.lowercased().contains($0.match) }
+        func line(_ label: String, _ value: Double, _ refValue: Double?) {
+            if let r = refValue {
+                print(String(format: "%-44@ %8.1f tok/s   llama.cpp %6.1f   ratio %.2f", label as NSString, value, r, value / r))
+            } else {
+                print(String(format: "%-44@ %8.1f tok/s", label as NSString, value))
+            }
+        }
+        line("decode (batch 1)", decodeRate, ref?.decode)
+        line("forward, 1 sequence x 8 new positions", b8, ref?.b8)
+        line("forward, 1 sequence x 32 new positions", b32, ref?.b32)
+        line("forward, 8 sequences x 1 new position", m8, ref?.b8)
+        line("forward, 32 sequences x 1 new position", m32, ref?.b32)
+        line("prefill (\(prefillTokens)-token prompt, one call)", prefillRate, nil)
+        print("peak RSS (VmHWM): \(Self.peakRSS())")
+        print("KV cache: \(cache.byteCount / cache.capacity) bytes per position (f32)")
+        if let ref { print("reference: \(ref.name), llama.cpp CPU 2 threads (models.md)") }
+    }
+
+    private func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+    }
+
+    static func peakRSS() -> String {
+        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return "unknown" }
+        for l in s.split(separator: "\n") where l.hasPrefix("VmHWM:") {
+            return l.dropFirst(6).trimmingCharacters(in: .whitespaces)
+        }
+        return "unknown"
+    }
+}
