@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 import TandemBus
 import TandemService
 import TandemWire
@@ -10,13 +11,16 @@ final class ControlServer: Sendable {
     let endpoint: BusEndpoint
     let registry: Registry
     private let logger: Logger
+    /// Where token reports go (the session manager, set once it exists).
+    let reportHandler = ReportSink()
 
-    init(context: BusContext, bind: String, registry: Registry, logger: Logger,
-         sessionMessages: @escaping @Sendable (Envelope, BusIncoming) async -> WireMessage? = { _, _ in nil }) throws {
+    init(context: BusContext, bind: String, registry: Registry, logger: Logger) throws {
         self.endpoint = try BusEndpoint.router(context: context, bind: bind, logger: logger)
         self.registry = registry
         self.logger = logger
-        try endpoint.serve(logger: logger) { envelope, incoming in
+        let reportHandler = self.reportHandler
+        // Serial: token reports of a session must be applied in the order they were sent.
+        try endpoint.serve(logger: logger, concurrency: .serial) { envelope, incoming in
             let now = ServiceClock.nowMillis()
             switch envelope.message {
             case .register(let registration):
@@ -27,8 +31,11 @@ final class ControlServer: Sendable {
                 return .clusterStatus(await registry.status())
             case .health:
                 return .healthReply(HealthReply(role: .gateway, replicaID: "gateway", uptimeSeconds: 0))
+            case .tokens(let report):
+                await reportHandler.handler?(report)
+                return nil
             default:
-                return await sessionMessages(envelope, incoming)
+                return nil
             }
         }
     }
@@ -41,4 +48,11 @@ final class ControlServer: Sendable {
     func post(_ message: WireMessage, replica: ReplicaID) async throws {
         try await endpoint.post(message, to: PeerID(replica))
     }
+}
+
+/// Holds the token-report handler, installed after the session manager exists.
+final class ReportSink: Sendable {
+    private let slot = Mutex<(@Sendable (TokenReport) async -> Void)?>(nil)
+    var handler: (@Sendable (TokenReport) async -> Void)? { slot.withLock { $0 } }
+    func install(_ handler: @escaping @Sendable (TokenReport) async -> Void) { slot.withLock { $0 = handler } }
 }

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import TandemBus
+import TandemServing
 import TandemService
 import TandemTelemetry
 import TandemWire
@@ -29,6 +30,24 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(help: "Missed heartbeats before a replica is marked dead [TANDEM_MISSED_HEARTBEATS].")
     var missedHeartbeats: Int?
 
+    @Option(help: "Served (target) model; the gateway loads only its tokenizer [TANDEM_TARGET_MODEL].")
+    var model: String?
+
+    @Option(help: "Require this API key as 'Authorization: Bearer <key>' [TANDEM_API_KEY].")
+    var apiKey: String?
+
+    @Option(help: "Concurrent sessions admitted before answering 429 [TANDEM_MAX_SESSIONS].")
+    var maxSessions: Int?
+
+    @Option(help: "Default verification mode: coupled, exact or centralized [TANDEM_DEFAULT_MODE].")
+    var defaultMode: String?
+
+    @Option(help: "Default TTFT SLO in ms [TANDEM_SLO_TTFT_MS].")
+    var sloTtftMs: Double?
+
+    @Option(help: "Default TPOT SLO in ms [TANDEM_SLO_TPOT_MS].")
+    var sloTpotMs: Double?
+
     func run() async throws {
         let registry = TelemetryBootstrap.bootstrap(label: "gateway", level: common.resolvedLogLevel())
         let logger = Logger(label: "tandem.gateway")
@@ -40,9 +59,21 @@ struct GatewayCommand: AsyncParsableCommand {
         let control = try BusAddress.resolve(flag: controlBind, env: "TANDEM_CONTROL_BIND",
                                              default: DefaultEndpoints.gatewayControl)
 
+        var frontend = try Frontend(
+            model: Setting.string(model, env: "TANDEM_TARGET_MODEL", default: ModelLoader.defaultTarget), logger: logger)
+        frontend.apiKey = Setting.optionalString(apiKey, env: "TANDEM_API_KEY")
+        frontend.defaultMode = Setting.string(defaultMode, env: "TANDEM_DEFAULT_MODE", default: "coupled")
+        guard ["coupled", "exact", "centralized"].contains(frontend.defaultMode) else {
+            throw ValidationError("default mode must be coupled, exact or centralized")
+        }
+        frontend.slo = SLO(ttftMs: try Setting.double(sloTtftMs, env: "TANDEM_SLO_TTFT_MS", default: 2000),
+                           tpotMs: try Setting.double(sloTpotMs, env: "TANDEM_SLO_TPOT_MS", default: 150))
         let context = try BusContext()
-        let gateway = try Gateway(context: context, controlBind: control, policy: policy, metrics: registry,
-                                  logger: logger)
+        let events = try EventPublisher(context: context, connect: try common.eventsPubEndpoint(), logger: logger)
+        let gateway = try Gateway(
+            context: context, controlBind: control, policy: policy, frontend: frontend,
+            maxSessions: try Setting.int(maxSessions, env: "TANDEM_MAX_SESSIONS", default: 64), events: events,
+            metrics: registry, logger: logger)
         let app = Application(
             router: gateway.makeRouter(),
             configuration: .init(address: .hostname(host, port: port), serverName: "tandem-gateway"),

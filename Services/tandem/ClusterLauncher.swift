@@ -99,9 +99,10 @@ final class ClusterLauncher: @unchecked Sendable {
         ])
         _ = try await ready(store)
         let httpBind = plan.ephemeral ? "127.0.0.1:\(ports[8080]!)" : plan.httpBind
-        let gateway = try spawn("gateway", product: "gateway", [
-            "--http-bind", httpBind, "--control-bind", control, "--events-pub", xsub, "--metrics-query", query,
-        ])
+        var gatewayArgs = ["--http-bind", httpBind, "--control-bind", control, "--events-pub", xsub,
+                           "--metrics-query", query]
+        if let model = plan.targetModel { gatewayArgs += ["--model", model] }
+        let gateway = try spawn("gateway", product: "gateway", gatewayArgs)
         let gatewayFields = try await ready(gateway)
         let http = gatewayFields["http"] ?? "http://\(httpBind)"
         let common = ["--gateway-control", control, "--events-pub", xsub, "--events-sub", xpub,

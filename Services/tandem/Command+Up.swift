@@ -1,4 +1,5 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
 import Logging
 import TandemEngine
@@ -23,6 +24,8 @@ struct UpCommand: AsyncParsableCommand {
     @Flag(help: "Bind every socket on a free port (several clusters on one machine, tests).") var ephemeral = false
     @Option(help: "Folder for the metrics database and service logs.") var dataDir = "tandem-data"
     @Flag(help: "Print the cluster status once everyone registered, then shut down.") var exitAfterReady = false
+    @Flag(help: "Once ready, send one demo chat request, print the streamed reply, then shut down.") var demo = false
+    @Option(help: "The demo's prompt.") var demoPrompt = "Write a Swift function that checks whether a string is a palindrome, with a short explanation."
     @Option(help: "Seconds to wait for every replica to register.") var startTimeout = 300
 
     func run() async throws {
@@ -49,7 +52,9 @@ struct UpCommand: AsyncParsableCommand {
             print("READY http=\(endpoints.http) control=\(endpoints.control)")
             print("Tandem is serving at \(endpoints.http)  (Ctrl-C to stop)")
             fflushStdout()
-            if !exitAfterReady {
+            if demo {
+                try await runDemo(http: endpoints.http)
+            } else if !exitAfterReady {
                 for await _ in signals { break }
             }
         } catch {
@@ -60,6 +65,26 @@ struct UpCommand: AsyncParsableCommand {
         print("Stopping Tandem...")
         await launcher.shutdown()
         print("Stopped.")
+    }
+}
+
+extension UpCommand {
+    func runDemo(http: String) async throws {
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { Task { try? await client.shutdown() } }
+        print("\n> \(demoPrompt)\n")
+        let result = try await ChatClient(baseURL: http, client: client).chat(
+            messages: [["role": "user", "content": demoPrompt]], maxTokens: 256, temperature: 0, seed: 1
+        ) { text in
+            FileHandle.standardOutput.write(Data(text.utf8))
+        }
+        print("\n")
+        if let error = result.error { throw LaunchError("demo request failed: \(error)") }
+        let rate = result.drafted > 0 ? Double(result.accepted) / Double(result.drafted) : 0
+        print(String(format: "[%d tokens, finish=%@, TTFT %.0f ms, %.1f tokens/s after the first; drafted %d, accepted %d (%.0f%%), %d rounds]",
+                     result.completionTokens, result.finishReason ?? "-", (result.ttft ?? 0) * 1000,
+                     result.completionTokens > 1 ? Double(result.completionTokens - 1) / max(1e-9, (result.lastTokenAt ?? 0) - (result.ttft ?? 0)) : 0,
+                     result.drafted, result.accepted, rate * 100, result.rounds))
     }
 }
 

@@ -1,0 +1,37 @@
+import Hummingbird
+
+/// An error the gateway returns to an HTTP client, in OpenAI's error shape.
+struct GatewayError: Error, Sendable, CustomStringConvertible {
+    var status: HTTPResponse.Status
+    var type: String
+    var code: String?
+    var param: String?
+    var message: String
+    /// Seconds, for 429 (`Retry-After`).
+    var retryAfter: Int?
+
+    var description: String { "\(status.code) \(type): \(message)" }
+
+    static func invalid(_ message: String, param: String? = nil) -> GatewayError {
+        GatewayError(status: .badRequest, type: "invalid_request_error", code: "invalid_value", param: param,
+                     message: message)
+    }
+    static func modelNotFound(_ model: String) -> GatewayError {
+        GatewayError(status: .notFound, type: "invalid_request_error", code: "model_not_found", param: "model",
+                     message: "The model '\(model)' does not exist or is not served here")
+    }
+    static func contextTooLong(_ message: String) -> GatewayError {
+        GatewayError(status: .contentTooLarge, type: "invalid_request_error", code: "context_length_exceeded",
+                     param: "messages", message: message)
+    }
+    static func unavailable(_ message: String) -> GatewayError {
+        GatewayError(status: .serviceUnavailable, type: "server_error", code: "no_capacity", message: message)
+    }
+    static func overloaded(retryAfter: Int) -> GatewayError {
+        GatewayError(status: .tooManyRequests, type: "rate_limit_error", code: "rate_limit_exceeded",
+                     message: "The server is at capacity; retry after \(retryAfter) s", retryAfter: retryAfter)
+    }
+    static func internalError(_ message: String) -> GatewayError {
+        GatewayError(status: .internalServerError, type: "server_error", code: "internal_error", message: message)
+    }
+}

@@ -1,0 +1,238 @@
+import Foundation
+import Logging
+import Metrics
+import TandemBus
+import TandemEngine
+import TandemService
+import TandemTelemetry
+import TandemWire
+
+/// Places sessions on a drafter and a verifier, keeps each session's authoritative history,
+/// turns token reports into client updates, and re-places sessions whose replicas die
+/// (docs/protocol.md).
+actor SessionManager {
+    private let registry: Registry
+    private let control: ControlServer
+    private let events: EventPublisher?
+    private let logger: Logger
+    private let modelName: String
+    private let tokenizer: Tokenizer
+    let maxSessions: Int
+    private var sessions: [SessionID: GatewaySession] = [:]
+
+    private let requests = Counter(label: "tandem_requests_total")
+    private let draftsCounter = Counter(label: "tandem_spec_decode_num_drafts")
+    private let draftTokens = Counter(label: "tandem_spec_decode_num_draft_tokens")
+    private let acceptedTokens = Counter(label: "tandem_spec_decode_num_accepted_tokens")
+    private let generationTokens = Counter(label: "tandem_generation_tokens_total")
+    private let ttft = Timer(label: "tandem_time_to_first_token_seconds")
+    private let tpot = Timer(label: "tandem_time_per_output_token_seconds")
+    private let failovers = Counter(label: "tandem_session_failovers_total")
+
+    init(registry: Registry, control: ControlServer, events: EventPublisher?, tokenizer: Tokenizer,
+         modelName: String, maxSessions: Int, logger: Logger) {
+        self.registry = registry
+        self.control = control
+        self.events = events
+        self.tokenizer = tokenizer
+        self.modelName = modelName
+        self.maxSessions = maxSessions
+        self.logger = logger
+    }
+
+    var activeCount: Int { sessions.count }
+
+    // MARK: Start
+
+    /// Places and starts a session; updates arrive on the returned stream until `.finished`/`.failed`.
+    func start(_ request: GenerationRequest) async throws(GatewayError) -> (SessionID, AsyncStream<SessionUpdate>) {
+        guard sessions.count < maxSessions else { throw .overloaded(retryAfter: 1) }
+        let id = "cmpl-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
+        let (stream, continuation) = AsyncStream<SessionUpdate>.makeStream()
+        guard let verifier = await leastLoaded(.verifier), let drafter = await leastLoaded(.drafter) else {
+            throw .unavailable("no live \(await registry.alive(role: .verifier).isEmpty ? "verifier" : "drafter"); try again later")
+        }
+        let session = GatewaySession(id: String(id), request: request, drafter: drafter.registration.replicaID,
+                                     verifier: verifier.registration.replicaID,
+                                     verifierEndpoint: verifier.registration.endpoint ?? "",
+                                     decoder: tokenizer.streamingDecoder(), continuation: continuation)
+        sessions[session.id] = session
+        requests.increment()
+        events?.publish(.session(SessionEvent(session: session.id, phase: .started, model: modelName,
+                                              promptTokens: request.promptTokens.count, outputTokens: 0,
+                                              at: session.arrivedMillis)))
+        do {
+            try await openOnVerifier(session)
+            try await startOnDrafter(session)
+        } catch {
+            sessions[session.id] = nil
+            await closeEverywhere(session)
+            throw error
+        }
+        return (session.id, stream)
+    }
+
+    private func leastLoaded(_ role: Role) async -> ReplicaInfo? {
+        let alive = await registry.alive(role: role)
+        let placed = Dictionary(grouping: sessions.values, by: { role == .verifier ? $0.verifier : $0.drafter })
+            .mapValues(\.count)
+        return alive.min {
+            (placed[$0.registration.replicaID] ?? 0, $0.registration.replicaID)
+                < (placed[$1.registration.replicaID] ?? 0, $1.registration.replicaID)
+        }
+    }
+
+    private func openOnVerifier(_ session: GatewaySession) async throws(GatewayError) {
+        let r = session.request
+        let open = SessionOpen(session: session.id, tokens: r.promptTokens + session.generated,
+                               promptLength: r.promptTokens.count, sampling: r.sampling, mode: r.mode, slo: r.slo,
+                               capacity: r.promptTokens.count + r.maxTokens + 16)
+        do {
+            let reply = try await control.call(.sessionOpen(open), replica: session.verifier, timeout: .seconds(120))
+            guard case .sessionOpened = reply else { throw GatewayError.internalError("verifier answered \(reply.kind)") }
+        } catch let error as GatewayError {
+            throw error
+        } catch {
+            throw .unavailable("verifier \(session.verifier) could not open the session: \(error)")
+        }
+    }
+
+    private func startOnDrafter(_ session: GatewaySession) async throws(GatewayError) {
+        let r = session.request
+        let start = SessionStart(session: session.id, promptTokens: r.promptTokens, generated: session.generated,
+                                 sampling: r.sampling, maxTokens: r.maxTokens, stop: r.stop, slo: r.slo, mode: r.mode,
+                                 verifierID: session.verifier, verifierEndpoint: session.verifierEndpoint, k: r.k,
+                                 arrivedAt: session.arrivedMillis)
+        do {
+            let reply = try await control.call(.sessionStart(start), replica: session.drafter, timeout: .seconds(10))
+            guard case .ack = reply else { throw GatewayError.internalError("drafter answered \(reply.kind)") }
+        } catch let error as GatewayError {
+            throw error
+        } catch {
+            throw .unavailable("drafter \(session.drafter) could not start the session: \(error)")
+        }
+    }
+
+    // MARK: Reports
+
+    func receive(_ report: TokenReport) async {
+        guard let session = sessions[report.session], !session.finished else { return }
+        // Drop what the history already has (retries, a replaced drafter's late reports).
+        let skip = session.generated.count - report.offset
+        guard skip >= 0, skip <= report.tokens.count else {
+            logger.warning("token report leaves a gap; ignoring",
+                           metadata: ["session": "\(session.id)", "offset": "\(report.offset)", "have": "\(session.generated.count)"])
+            return
+        }
+        let fresh = Array(report.tokens.dropFirst(skip))
+        session.stats = report.stats
+        if !fresh.isEmpty {
+            let now = ContinuousClock.now
+            if session.firstTokenAt == nil { session.firstTokenAt = now }
+            session.lastTokenAt = now
+            session.generated.append(contentsOf: fresh)
+            let (text, stopped) = session.absorb(fresh.filter { !tokenizer.isEndOfGeneration($0) })
+            if !text.isEmpty { session.continuation.yield(.text(text)) }
+            if stopped {
+                await finish(session, reason: .stop)
+                return
+            }
+        }
+        if let finish = report.finish {
+            if finish == .error {
+                await fail(session, GatewayError.internalError(report.error ?? "generation failed"))
+            } else {
+                await self.finish(session, reason: finish)
+            }
+        } else if session.generated.count >= session.request.maxTokens {
+            await finish(session, reason: .length)
+        }
+    }
+
+    private func finish(_ session: GatewaySession, reason: FinishReason) async {
+        guard !session.finished else { return }
+        session.finished = true
+        let (tail, stopped) = session.release(final: true)
+        if !tail.isEmpty { session.continuation.yield(.text(tail)) }
+        let finalReason: FinishReason = stopped ? .stop : reason
+        let summary = SessionSummary(
+            finishReason: finalReason, promptTokens: session.request.promptTokens.count,
+            completionTokens: session.generated.count, stats: session.stats, verifier: session.verifier,
+            drafter: session.drafter, mode: session.request.modeName, ttftMs: session.ttftMs, tpotMs: session.tpotMs)
+        session.continuation.yield(.finished(summary))
+        session.continuation.finish()
+        sessions[session.id] = nil
+        record(session, summary: summary)
+        await closeEverywhere(session)
+    }
+
+    private func fail(_ session: GatewaySession, _ error: GatewayError) async {
+        guard !session.finished else { return }
+        session.finished = true
+        session.continuation.yield(.failed(error))
+        session.continuation.finish()
+        sessions[session.id] = nil
+        await closeEverywhere(session)
+    }
+
+    /// The client went away: stop generating.
+    func cancel(_ id: SessionID) async {
+        guard let session = sessions[id] else { return }
+        session.finished = true
+        session.continuation.finish()
+        sessions[id] = nil
+        await closeEverywhere(session)
+    }
+
+    private func closeEverywhere(_ session: GatewaySession) async {
+        let close = WireMessage.sessionClose(SessionClose(session: session.id, reason: "finished"))
+        try? await control.post(close, replica: session.drafter)
+        try? await control.post(close, replica: session.verifier)
+    }
+
+    private func record(_ session: GatewaySession, summary: SessionSummary) {
+        draftsCounter.increment(by: Int64(summary.stats.rounds))
+        draftTokens.increment(by: Int64(summary.stats.drafted))
+        acceptedTokens.increment(by: Int64(summary.stats.accepted))
+        generationTokens.increment(by: Int64(summary.completionTokens))
+        if let t = summary.ttftMs { ttft.recordNanoseconds(Int64(t * 1e6)) }
+        if let t = summary.tpotMs { tpot.recordNanoseconds(Int64(t * 1e6)) }
+        let slo = session.request.slo
+        let met = (summary.ttftMs ?? .infinity) <= slo.ttftMs && (summary.tpotMs ?? 0) <= slo.tpotMs
+        events?.publish(.session(SessionEvent(
+            session: session.id, phase: .finished, model: modelName, promptTokens: summary.promptTokens,
+            outputTokens: summary.completionTokens, ttftMs: summary.ttftMs, tpotMs: summary.tpotMs, metSLO: met,
+            finishReason: summary.finishReason, at: Date().timeIntervalSince1970 * 1000)))
+    }
+
+    // MARK: Failover
+
+    /// A replica died: move its sessions elsewhere, resuming from the gateway's history.
+    func replicaDied(_ info: ReplicaInfo) async {
+        let id = info.registration.replicaID
+        let affected = sessions.values.filter { $0.verifier == id || $0.drafter == id }
+        for session in affected where !session.finished {
+            failovers.increment()
+            do {
+                if session.verifier == id {
+                    guard let v = await leastLoaded(.verifier) else { throw GatewayError.unavailable("no live verifier left") }
+                    session.verifier = v.registration.replicaID
+                    session.verifierEndpoint = v.registration.endpoint ?? ""
+                    try await openOnVerifier(session)
+                }
+                if session.drafter == id {
+                    guard let d = await leastLoaded(.drafter) else { throw GatewayError.unavailable("no live drafter left") }
+                    session.drafter = d.registration.replicaID
+                }
+                // A replacing SessionStart: new verifier and/or drafter, resuming from the history.
+                try await startOnDrafter(session)
+                logger.notice("session re-placed", metadata: ["session": "\(session.id)", "dead": "\(id)",
+                                                              "verifier": "\(session.verifier)", "drafter": "\(session.drafter)"])
+            } catch let error as GatewayError {
+                await fail(session, error)
+            } catch {
+                await fail(session, .internalError("\(error)"))
+            }
+        }
+    }
+}
