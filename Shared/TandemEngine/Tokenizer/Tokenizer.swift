@@ -106,9 +106,11 @@ public final class Tokenizer: Sendable {
             if let id = toID[ByteLevel.string(forByte: UInt8(b))] { byteToken[b] = id }
         }
         self.byteToken = byteToken
-        let missingBytes = byteToken.filter { $0 < 0 }.count
-        if missingBytes > 0 {
-            logger.warning("vocabulary lacks \(missingBytes) of the 256 byte tokens; such bytes cannot be encoded")
+        // Some vocabularies (SmolLM2) lack a few rare control bytes; like llama.cpp and HF, such bytes
+        // are dropped when encoding.
+        let missingBytes = (0..<256).filter { byteToken[$0] < 0 }
+        if !missingBytes.isEmpty {
+            logger.debug("vocabulary lacks byte tokens \(missingBytes.map { String($0, radix: 16) }); they are dropped when encoding")
         }
 
         var mergeTable: [UInt64: UInt64] = [:]
