@@ -40,7 +40,7 @@ public final class BusEndpoint: Sendable {
 
     private init(
         context: BusContext, socket: ZMQSocket, isRouter: Bool, bound: String?, connected: String?,
-        identity: PeerID?, options: BusOptions, logger: Logger
+        identity: PeerID?, options: BusOptions, logger: Logger, monitor: ZMQSocket? = nil
     ) throws {
         self.isRouter = isRouter
         self.boundEndpoint = bound
@@ -55,6 +55,7 @@ public final class BusEndpoint: Sendable {
             worker = try SocketWorker(name: name, context: context)
         } catch {
             socket.close()
+            monitor?.close()
             throw error
         }
         self.worker = worker
@@ -63,12 +64,9 @@ public final class BusEndpoint: Sendable {
         let peers = PeerTable()
         self.peerTable = peers
         let core = EndpointCore(
-            socket: socket, isRouter: isRouter, counters: counters, inbox: inbox, peers: peers, logger: logger)
+            socket: socket, isRouter: isRouter, counters: counters, inbox: inbox, peers: peers, logger: logger,
+            monitor: monitor)
         self.core = core
-        if !isRouter {
-            // Introduce ourselves so the ROUTER knows our identity before we send anything else.
-            core.enqueue(.init(frames: [BusHeader(kind: .hello, correlation: 0, deadlineMillis: 0).encoded()]))
-        }
         try worker.start(core: core)
     }
 
@@ -111,17 +109,29 @@ public final class BusEndpoint: Sendable {
             throw BusError.invalidEndpoint("identity \(identity) (must be 1-255 bytes, not starting with 0)")
         }
         let socket = try ZMQSocket(context: context, type: ZMQ_DEALER)
+        var monitor: ZMQSocket?
         do {
             try socket.applyCommon(options)
             try socket.set(ZMQ_ROUTING_ID, bytes: identity.bytes)
+            // Say hello after every handshake (first connect and reconnects) so the ROUTER
+            // always knows this identity, even after it restarted.
+            let monitorEndpoint = "inproc://tandem-bus-monitor-" + randomHex(16)
+            if zmq_socket_monitor(socket.handle, monitorEndpoint, ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0 {
+                throw ZMQSocket.lastError("zmq_socket_monitor")
+            }
+            let pair = try ZMQSocket(context: context, type: ZMQ_PAIR)
+            monitor = pair
+            try pair.set(ZMQ_LINGER, 0)
+            try pair.connect(monitorEndpoint)
             try socket.connect(endpoint)
         } catch {
             socket.close()
+            monitor?.close()
             throw error
         }
         return try BusEndpoint(
             context: context, socket: socket, isRouter: false, bound: nil, connected: endpoint,
-            identity: identity, options: options, logger: logger)
+            identity: identity, options: options, logger: logger, monitor: monitor)
     }
 
     // MARK: Sending

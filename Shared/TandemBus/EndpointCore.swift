@@ -39,6 +39,9 @@ final class EndpointCore: WorkerCore, @unchecked Sendable {
     let peers: PeerTable
     let logger: Logger
     let sockets: [ZMQSocket]
+    /// A DEALER's socket-monitor PAIR: each completed handshake (first connect and every
+    /// reconnect, e.g. after the ROUTER restarted) triggers a hello so the ROUTER re-learns us.
+    let monitor: ZMQSocket?
 
     private var pending: [UInt64: Pending] = [:]
     private var timers = DeadlineHeap()
@@ -46,15 +49,18 @@ final class EndpointCore: WorkerCore, @unchecked Sendable {
     private var outHead = 0
 
     init(socket: ZMQSocket, isRouter: Bool, counters: BusCounters, inbox: BusStream<BusIncoming>,
-         peers: PeerTable, logger: Logger) {
+         peers: PeerTable, logger: Logger, monitor: ZMQSocket? = nil) {
         self.socket = socket
+        self.monitor = monitor
         self.isRouter = isRouter
         self.counters = counters
         self.inbox = inbox
         self.peers = peers
         self.logger = logger
-        self.sockets = [socket]
+        self.sockets = monitor.map { [socket, $0] } ?? [socket]
     }
+
+    static let hello = BusHeader(kind: .hello, correlation: 0, deadlineMillis: 0).encoded()
 
     private var hasOutgoing: Bool { outHead < outQueue.count }
 
@@ -86,6 +92,7 @@ final class EndpointCore: WorkerCore, @unchecked Sendable {
     // MARK: WorkerCore
 
     func wantedEvents(_ index: Int) -> Int16 {
+        if index == 1 { return Int16(ZMQ_POLLIN) }
         var events: Int16 = 0
         if !inbox.isPaused { events |= Int16(ZMQ_POLLIN) }
         if hasOutgoing { events |= Int16(ZMQ_POLLOUT) }
@@ -93,6 +100,16 @@ final class EndpointCore: WorkerCore, @unchecked Sendable {
     }
 
     func handle(events: Int16, index: Int) {
+        if index == 1 {
+            // Monitor events: [u16 event, u32 value][endpoint]. Only handshakes are subscribed.
+            while let frames = monitor?.receive() {
+                if frames.count == 2, frames[0].count >= 2,
+                   UInt16(frames[0][0]) | UInt16(frames[0][1]) << 8 == UInt16(ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+                    enqueue(Outgoing(frames: [Self.hello]))
+                }
+            }
+            return
+        }
         if events & Int16(ZMQ_POLLIN) != 0 {
             // Bounded batch so outgoing work and timers are not starved by a flood.
             var budget = 512
@@ -140,6 +157,7 @@ final class EndpointCore: WorkerCore, @unchecked Sendable {
         outHead = 0
         inbox.finish()
         socket.close()
+        monitor?.close()
     }
 
     // MARK: Internals

@@ -224,3 +224,30 @@ struct RequestReplyTests {
         #expect(BusHeader.decode(Array(encoded.dropLast())) == nil)
     }
 }
+
+@Suite("Peer discovery", .timeLimit(.minutes(1)))
+struct PeerDiscoveryTests {
+    @Test func dealerReintroducesItselfAfterTheRouterRestarts() async throws {
+        try await withTimeout(.seconds(20)) {
+            let context = try BusContext()
+            let first = try BusEndpoint.router(context: context, bind: "tcp://127.0.0.1:*")
+            let endpoint = try #require(first.boundEndpoint)
+            let dealer = try BusEndpoint.dealer(context: context, connect: endpoint, identity: "drafter-r")
+            try dealer.setHandler { bytes("still here:") + $0.payload }
+            #expect(await eventually { first.knownPeers.contains("drafter-r") })
+            await first.close()
+            // Rebind the same port (the old listener may take a moment to go away).
+            var second: BusEndpoint?
+            for _ in 0..<200 where second == nil {
+                second = try? BusEndpoint.router(context: context, bind: endpoint)
+                if second == nil { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            let restarted = try #require(second)
+            // The dealer reconnects, handshakes and says hello again without sending anything itself.
+            #expect(await eventually(.seconds(10)) { restarted.knownPeers.contains("drafter-r") })
+            let reply = try await restarted.request(bytes("ping"), to: "drafter-r", timeout: .seconds(5))
+            #expect(text(reply) == "still here:ping")
+            await context.shutdown()
+        }
+    }
+}
