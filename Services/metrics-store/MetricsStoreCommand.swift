@@ -17,7 +17,7 @@ import TandemWire
 ///
 /// Once everything is bound it prints one line to stdout, so scripts and tests that bind
 /// ephemeral ports (`tcp://127.0.0.1:*`) learn the real endpoints:
-/// `READY xsub=tcp://… xpub=tcp://… query=tcp://… db=/path`.
+/// `READY id=… xsub=tcp://… xpub=tcp://… query=tcp://… db=/path` (``ReadyLine``).
 @main
 struct MetricsStoreCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -105,7 +105,7 @@ struct MetricsStoreCommand: AsyncParsableCommand {
             if register {
                 let registration = Registration(
                     role: .metricsStore, replicaID: replicaID, endpoint: advertised,
-                    pid: ProcessInfo.processInfo.processIdentifier, version: "tandem-0.1",
+                    pid: ProcessInfo.processInfo.processIdentifier, version: TandemVersion.current,
                     attributes: ["xsub": AdvertisedHost.advertise(proxy.frontendEndpoint, host: common.resolvedAdvertiseHost()),
                                  "xpub": AdvertisedHost.advertise(proxy.backendEndpoint, host: common.resolvedAdvertiseHost())])
                 services.append(try ControlAgent(context: context, gateway: common.gatewayControlEndpoint(),
@@ -114,9 +114,8 @@ struct MetricsStoreCommand: AsyncParsableCommand {
             logger.info("metrics-store running",
                         metadata: ["xsub": "\(proxy.frontendEndpoint)", "xpub": "\(proxy.backendEndpoint)",
                                    "query": "\(boundQuery)", "register": "\(register)"])
-            // Unbuffered write to fd 1, so a parent reading a pipe sees it at once.
-            let ready = "READY xsub=\(proxy.frontendEndpoint) xpub=\(proxy.backendEndpoint) query=\(boundQuery) db=\(store.path)\n"
-            FileHandle.standardOutput.write(Data(ready.utf8))
+            ReadyLine.announce(["id": replicaID, "xsub": proxy.frontendEndpoint, "xpub": proxy.backendEndpoint,
+                                "query": boundQuery, "db": store.path])
             try await ServiceRunner.run(services, context: context, logger: logger)
         } catch {
             await context.shutdown()

@@ -39,7 +39,8 @@ struct MetricsStoreProcessTests {
                 let counts = await server.counts()
                 return counts["round"] == 12 && counts["batch"] == 4
             }
-            #expect(landed, "counts: \(await server.counts()); stderr: \(server.process.logTail())")
+            let counts = await server.counts()
+            #expect(landed, "counts: \(counts); stderr: \(server.process.logTail())")
             #expect(await server.counts()["profile"] == warmups)
 
             let acceptance = try await server.metrics(MetricsQuery(kind: .acceptance)).acceptance
@@ -91,7 +92,8 @@ struct MetricsStoreProcessTests {
                 if i % 50 == 49 { try await Task.sleep(for: .milliseconds(5)) }
             }
             let committed = await S.eventually(.seconds(20)) { await first.counts()["round"] == total }
-            #expect(committed, "counts: \(await first.counts()); stderr: \(first.process.logTail())")
+            let counts = await first.counts()
+            #expect(committed, "counts: \(counts); stderr: \(first.process.logTail())")
             await first.kill9()
         } catch {
             await first.kill9()
@@ -139,13 +141,8 @@ struct MetricsStoreProcessTests {
             throw error
         }
         let second = try await S.Server(db: db)
-        do {
-            let counts = await second.counts()
-            #expect(counts["batch"] == total && counts["profile"] == warmups, "counts after restart: \(counts)")
-            #expect(await second.stop() == 0)
-        } catch {
-            await second.kill9()
-            throw error
-        }
+        let counts = await second.counts()
+        #expect(counts["batch"] == total && counts["profile"] == warmups, "counts after restart: \(counts)")
+        #expect(await second.stop() == 0)
     }
 }

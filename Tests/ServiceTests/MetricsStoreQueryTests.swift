@@ -54,13 +54,13 @@ struct MetricsStoreQueryTests {
                 try String.fetchAll(db, sql: "SELECT kind || ':' || IFNULL(session, '-') FROM events ORDER BY id")
             }
             #expect(rows == ["batch:-", "round:s9", "session:s9", "profile:-"])
-            let batch = try await store.read { db in
-                try Row.fetchOne(db, sql: "SELECT new_tokens, context_tokens, sequences, predicted_ms FROM batch_events")
+            let batch = try await store.read { db -> [Double] in
+                guard let row = try Row.fetchOne(db, sql: """
+                    SELECT new_tokens, context_tokens, sequences, predicted_ms FROM batch_events
+                    """) else { return [] }
+                return [row["new_tokens"], row["context_tokens"], row["sequences"], row["predicted_ms"]]
             }
-            #expect(batch?["new_tokens"] == 8)
-            #expect(batch?["context_tokens"] == 140)
-            #expect(batch?["sequences"] == 2)
-            #expect(batch?["predicted_ms"] == 26.0)
+            #expect(batch == [8, 140, 2, 26])
             let perPosition = try await store.read { db in
                 try String.fetchOne(db, sql: "SELECT accepted_per_position FROM round_events")
             }
@@ -91,7 +91,8 @@ struct MetricsStoreQueryTests {
             #expect(a.rounds == 3 && a.drafted == 11 && a.accepted == 6)
             #expect(abs(a.acceptanceRate - 6.0 / 11.0) < 1e-12)
             #expect(abs(a.meanAcceptanceLength - 3.0) < 1e-12)  // 1 + 6/3
-            #expect(a.perPosition == [2.0 / 3, 2.0 / 3, 1.0 / 3, 1.0 / 3])
+            let expected: [Double] = [2, 2, 1, 1].map { $0 / 3 }
+            #expect(a.perPosition == expected)
             // Per-position values sum to mean acceptance length − 1.
             #expect(abs(a.perPosition.reduce(0, +) - (a.meanAcceptanceLength - 1)) < 1e-12)
             let b = rows[1]

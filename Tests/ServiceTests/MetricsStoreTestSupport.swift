@@ -73,11 +73,7 @@ enum MetricsStoreTestSupport {
                 await process.kill()
                 throw error
             }
-            var fields: [String: String] = [:]
-            for part in line.split(separator: " ").dropFirst() {
-                let pair = part.split(separator: "=", maxSplits: 1)
-                if pair.count == 2 { fields[String(pair[0])] = String(pair[1]) }
-            }
+            let fields = ReadyLine.parse(line) ?? [:]
             guard let xsub = fields["xsub"], let xpub = fields["xpub"], let query = fields["query"] else {
                 await process.kill()
                 throw ProductProcess.Timeout(what: "unparseable READY line: \(line)")

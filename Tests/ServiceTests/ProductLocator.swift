@@ -82,7 +82,7 @@ final class ProductProcess: Sendable {
     let product: String
     let logPath: String
     private let process: Process
-    private let lines = Mutex<[String]>([])
+    private let lines = LineBuffer()
 
     init(product: String, arguments: [String], environment: [String: String] = [:]) throws {
         self.product = product
@@ -96,7 +96,7 @@ final class ProductProcess: Sendable {
         let out = Pipe()
         process.standardOutput = out
         logPath = NSTemporaryDirectory() + "\(product)-\(UUID().uuidString.prefix(8)).log"
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process.standardError = FileHandle(forWritingAtPath: logPath)
         process.standardInput = FileHandle.nullDevice
         self.process = process
@@ -112,7 +112,7 @@ final class ProductProcess: Sendable {
                 while let newline = partial.firstIndex(of: UInt8(ascii: "\n")) {
                     let line = String(decoding: partial[partial.startIndex..<newline], as: UTF8.self)
                     partial.removeSubrange(partial.startIndex...newline)
-                    lines.withLock { $0.append(line) }
+                    lines.append(line)
                 }
             }
         }
@@ -122,7 +122,7 @@ final class ProductProcess: Sendable {
 
     var pid: Int32 { process.processIdentifier }
     var isRunning: Bool { process.isRunning }
-    var stdoutLines: [String] { lines.withLock { $0 } }
+    var stdoutLines: [String] { lines.all }
 
     /// The last `characters` of the child's stderr log.
     func logTail(_ characters: Int = 4000) -> String {
@@ -179,4 +179,11 @@ final class ProductProcess: Sendable {
         await kill()
         return nil
     }
+}
+
+/// Lines read from a child's stdout, shared between the reader thread and the test.
+private final class LineBuffer: Sendable {
+    private let lines = Mutex<[String]>([])
+    func append(_ line: String) { lines.withLock { $0.append(line) } }
+    var all: [String] { lines.withLock { $0 } }
 }
