@@ -2,7 +2,7 @@ import Foundation
 import TandemEngine
 
 /// Deterministic test randomness (SplitMix64 stream; tests only).
-struct TestRNG: RandomNumberGenerator {
+struct SamplingTestRNG: RandomNumberGenerator {
     var state: UInt64
     init(seed: UInt64) { state = seed }
     mutating func next() -> UInt64 {
@@ -17,7 +17,7 @@ struct TestRNG: RandomNumberGenerator {
     mutating func logits(_ n: Int, scale: Double = 1.5) -> [Float] { (0..<n).map { _ in Float(normal() * scale) } }
 }
 
-func softmax(_ logits: [Float], temperature: Float = 1) -> [Double] {
+func samplingSoftmax(_ logits: [Float], temperature: Float = 1) -> [Double] {
     let s = logits.map { Double($0) / Double(temperature) }
     let m = s.max()!
     let e = s.map { exp($0 - m) }
@@ -27,7 +27,7 @@ func softmax(_ logits: [Float], temperature: Float = 1) -> [Double] {
 
 /// Pearson chi-square of observed counts against expected probabilities; cells with expected count < 5
 /// are pooled into one. Returns the statistic and the degrees of freedom.
-func chiSquare(observed: [Int], expected probs: [Double]) -> (stat: Double, dof: Int) {
+func samplingChiSquare(observed: [Int], expected probs: [Double]) -> (stat: Double, dof: Int) {
     let n = Double(observed.reduce(0, +))
     var stat = 0.0
     var cells = 0
@@ -47,7 +47,7 @@ func chiSquare(observed: [Int], expected probs: [Double]) -> (stat: Double, dof:
 
 /// Upper critical value of chi-square with `dof` degrees of freedom (Wilson–Hilferty); z = 3.719 is the
 /// one-sided 1e-4 quantile, so a correct sampler would fail with probability ~1e-4 (tests use fixed seeds).
-func chiSquareCritical(dof: Int, z: Double = 3.719) -> Double {
+func samplingChiSquareCritical(dof: Int, z: Double = 3.719) -> Double {
     let k = Double(dof)
     let a = 2 / (9 * k)
     let c = 1 - a + z * a.squareRoot()
