@@ -41,6 +41,12 @@ struct ReferenceForwardTests {
         ("Water boils at 100 degrees", [12615, 36411, 418, 216, 33, 32, 32, 5027]),
     ]
 
+    /// Qwen2.5 token ids ("def fibonacci(n):", "<|im_start|>The capital of France is").
+    static let qwenPrompts: [(name: String, tokens: [Int32])] = [
+        ("def fibonacci(n):", [750, 75698, 7, 77, 1648]),
+        ("<|im_start|>The capital of France is", [151644, 785, 6722, 315, 9625, 374]),
+    ]
+
     static let floatTolerance = 1e-4
     static let int8ReferenceTolerance = 2.5e-3
     static let smolLMTolerance = 5e-2
@@ -191,5 +197,37 @@ struct ReferenceForwardTests {
         let paris = try #require(refs[jobs[0]])
         let last = Array(paris.row(paris.rows - 1))
         #expect(last.indices.max { last[$0] < last[$1] } == 7042)
+    }
+
+    /// Real `qwen2` files (biases, NEOX rope, 151,936-token vocabulary, separate output matrix).
+    static func checkQwen(_ path: String, label: String) async throws {
+        let jobs = Self.qwenPrompts.map { ReferenceJob(model: path, tokens: $0.tokens) }
+        let refs = try await ReferenceStore.shared.logits(jobs)
+        let model = try LanguageModel(gguf: GGUFFile(path: path))
+        #expect(model.config.architecture == "qwen2")
+        let engine = ForwardEngine(model: model, threads: 2)
+        for (i, prompt) in Self.qwenPrompts.enumerated() {
+            let reference = try #require(refs[jobs[i]])
+            let logits = try Self.engineLogits(engine, prompt.tokens)
+            let comparison = Self.compare(logits, reference, tolerance: Self.smolLMTolerance)
+            print("reference \(label) '\(prompt.name)': \(comparison)")
+            #expect(comparison.passed, "\(label) '\(prompt.name)': \(comparison)")
+        }
+    }
+
+    @Test("Qwen2.5-Coder-0.5B on tokenized prompts",
+          .enabled(if: ReferenceHarness.qwenDraftPath != nil,
+                   "Qwen2.5-Coder-0.5B-Instruct.gguf not found in $TANDEM_MODELS or ~/.cache/tandem/models"),
+          .timeLimit(.minutes(30)))
+    func qwenDraft() async throws {
+        try await Self.checkQwen(try #require(ReferenceHarness.qwenDraftPath), label: "Qwen2.5-Coder-0.5B")
+    }
+
+    @Test("Qwen2.5-Coder-1.5B Q4_K_M on tokenized prompts",
+          .enabled(if: ReferenceHarness.qwenTargetPath != nil,
+                   "Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf not found in $TANDEM_MODELS or ~/.cache/tandem/models"),
+          .timeLimit(.minutes(30)))
+    func qwenTarget() async throws {
+        try await Self.checkQwen(try #require(ReferenceHarness.qwenTargetPath), label: "Qwen2.5-Coder-1.5B")
     }
 }

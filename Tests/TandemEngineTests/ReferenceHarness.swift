@@ -33,15 +33,20 @@ enum ReferenceHarness {
     }
 
     /// The SmolLM2-135M file: `$TANDEM_MODELS` (a directory, or the .gguf itself), else ~/.cache/tandem/models.
-    static let smolLMPath: String? = {
-        let name = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    static let smolLMPath = modelPath("SmolLM2-135M-Instruct.Q4_1.gguf")
+    static let qwenDraftPath = modelPath("Qwen2.5-Coder-0.5B-Instruct.gguf")
+    static let qwenTargetPath = modelPath("Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf")
+
+    /// `name` in `$TANDEM_MODELS` (a directory; or the file itself when it ends with `name`), else in
+    /// ~/.cache/tandem/models; nil when absent.
+    static func modelPath(_ name: String) -> String? {
         var candidates: [String] = []
         if let env = ProcessInfo.processInfo.environment["TANDEM_MODELS"], !env.isEmpty {
             candidates.append(env.hasSuffix(".gguf") ? env : "\(env)/\(name)")
         }
         candidates.append(NSString(string: "~/.cache/tandem/models/\(name)").expandingTildeInPath)
-        return candidates.first { FileManager.default.fileExists(atPath: $0) }
-    }()
+        return candidates.first { $0.hasSuffix(name) && FileManager.default.fileExists(atPath: $0) }
+    }
 
     /// Cache directory for generated files, keyed by the content of the reference scripts.
     static let cacheDirectory: URL = {
@@ -228,8 +233,10 @@ actor ReferenceStore {
         let missing = jobs.filter { !fm.fileExists(atPath: metaPath($0)) }
         if !missing.isEmpty {
             struct Spec: Encodable { var model: String; var tokens: [Int32]; var out_bin: String; var q8_activations: Bool }
+            // Unique staging names: several test processes may fill the same cache at once.
+            let suffix = ".\(UUID().uuidString).tmp"
             let staging = missing.map {
-                Spec(model: $0.model, tokens: $0.tokens, out_bin: binPath($0) + ".tmp", q8_activations: $0.int8Activations)
+                Spec(model: $0.model, tokens: $0.tokens, out_bin: binPath($0) + suffix, q8_activations: $0.int8Activations)
             }
             let specURL = dir.appendingPathComponent("batch-\(UUID().uuidString).json")
             try JSONEncoder().encode(staging).write(to: specURL)
@@ -238,10 +245,15 @@ actor ReferenceStore {
             struct Report: Decodable { var jobs: [Job] }
             struct Job: Decodable { var n_vocab: Int }
             let report = try JSONDecoder().decode(Report.self, from: Data(stdout.utf8))
+            guard report.jobs.count == missing.count else {
+                throw ReferenceHarness.ScriptError(description: "reference_forward.py returned \(report.jobs.count) of \(missing.count) jobs")
+            }
             for (job, result) in zip(missing, report.jobs) {
-                _ = try? fm.removeItem(atPath: binPath(job))
-                try fm.moveItem(atPath: binPath(job) + ".tmp", toPath: binPath(job))
-                try Data("{\"n_vocab\": \(result.n_vocab)}".utf8).write(to: URL(fileURLWithPath: metaPath(job)))
+                // rename(2) replaces atomically; the metadata file (written last, atomically) marks completion.
+                guard rename(binPath(job) + suffix, binPath(job)) == 0 else {
+                    throw ReferenceHarness.ScriptError(description: "cannot publish \(binPath(job)): errno \(errno)")
+                }
+                try Data("{\"n_vocab\": \(result.n_vocab)}".utf8).write(to: URL(fileURLWithPath: metaPath(job)), options: .atomic)
             }
         }
         var out: [ReferenceJob: ReferenceLogits] = [:]
