@@ -15,6 +15,8 @@ final class IngestService: Service, Sendable {
     let writer: IngestWriter
     let stats: IngestStats
     let shutdownTimeout: Duration
+    /// Frames drained from the socket, not decoded yet.
+    let inbox = FrameInbox()
     private let logger: Logger
 
     init(subscriber: BusSubscriber, queue: IngestQueue, writer: IngestWriter, stats: IngestStats,
@@ -27,8 +29,12 @@ final class IngestService: Service, Sendable {
         self.logger = logger
     }
 
+    /// Events received and not committed yet (undecoded, queued, or in a running transaction).
+    var pendingTotal: Int { inbox.count + queue.count + writer.pendingInWriter }
+
     func run() async throws {
-        let consumer = Task { await self.consume() }
+        let consumer = Task { await self.drainSocket() }
+        let decoder = Task { await self.decode() }
         // Unstructured on purpose: cancelling the service group must not cancel the final flush.
         let writerTask = Task { await self.writer.run() }
         // Returns on SIGTERM/SIGINT; throws if the group is cancelled. Either way: flush and stop.
@@ -36,9 +42,15 @@ final class IngestService: Service, Sendable {
         let started = ContinuousClock.now
         await subscriber.close()
         await consumer.value
-        queue.close()
-        let flushed = await Self.wait(for: writerTask, timeout: shutdownTimeout)
-        let unwritten = queue.count + writer.pendingInWriter
+        inbox.close()
+        // Decode what is left, then let the writer drain the queue and stop; bounded as a whole.
+        let flush = Task { [queue] in
+            await decoder.value
+            queue.close()
+            await writerTask.value
+        }
+        let flushed = await Self.wait(for: flush, timeout: shutdownTimeout)
+        let unwritten = pendingTotal
         if flushed {
             do {
                 try await BlockingWork.run("metrics-store-close") { [store = writer.store] in try store.closeBlocking() }
@@ -54,25 +66,38 @@ final class IngestService: Service, Sendable {
         }
     }
 
-    private func consume() async {
+    /// Moves frames from the socket to the inbox as fast as they come.
+    private func drainSocket() async {
         for await message in subscriber.messages {
             IngestStats.bump(stats.received)
-            do throws(WireError) {
-                if let event = try StoredEvent.decode(frame: message.payload, receivedAt: Envelope.now()) {
-                    if let length = queue.push(event) {
-                        logger.warning("ingest queue is growing: the database is not keeping up",
-                                       metadata: ["queued": "\(length)"])
-                    }
-                } else {
-                    IngestStats.bump(stats.ignored)
+            inbox.append(message.payload, receivedAt: Envelope.now())
+        }
+    }
+
+    /// Decodes inbox frames into the writer's queue.
+    private func decode() async {
+        while let frames = await inbox.next() {
+            for frame in frames {
+                decode(frame.payload, receivedAt: frame.receivedAt)
+            }
+        }
+    }
+
+    private func decode(_ payload: [UInt8], receivedAt: Double) {
+        do throws(WireError) {
+            if let event = try StoredEvent.decode(frame: payload, receivedAt: receivedAt) {
+                if let length = queue.push(event) {
+                    logger.warning("ingest queue is growing: the database is not keeping up",
+                                   metadata: ["queued": "\(length)"])
                 }
-            } catch {
-                WireErrorCounter.record(error)
-                let n = stats.decodeErrors.add(1, ordering: .relaxed).newValue
-                if n <= 10 || n % 1000 == 0 {
-                    logger.warning("dropped undecodable event", metadata: ["topic": "\(message.topic)",
-                                                                           "error": "\(error)", "total": "\(n)"])
-                }
+            } else {
+                IngestStats.bump(stats.ignored)
+            }
+        } catch {
+            WireErrorCounter.record(error)
+            let n = stats.decodeErrors.add(1, ordering: .relaxed).newValue
+            if n <= 10 || n % 1000 == 0 {
+                logger.warning("dropped undecodable event", metadata: ["error": "\(error)", "total": "\(n)"])
             }
         }
     }

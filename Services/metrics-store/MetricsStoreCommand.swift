@@ -93,7 +93,7 @@ struct MetricsStoreCommand: AsyncParsableCommand {
             let boundQuery = queryEndpoint.boundEndpoint ?? queryBindEndpoint
             let advertised = AdvertisedHost.advertise(boundQuery, host: common.resolvedAdvertiseHost())
             let responder = QueryResponder(
-                store: store, queue: queue, writer: writer, stats: stats, replicaID: replicaID,
+                store: store, ingest: ingest, stats: stats, replicaID: replicaID,
                 facts: ["xsub": proxy.frontendEndpoint, "xpub": proxy.backendEndpoint, "query": boundQuery,
                         "db": store.path, "journal": journal],
                 started: .now, logger: logger)

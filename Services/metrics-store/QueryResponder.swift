@@ -8,8 +8,7 @@ import TandemWire
 /// Undecodable requests never get here: the shared `serve` answers them with an error.
 struct QueryResponder: Sendable {
     let store: EventStore
-    let queue: IngestQueue
-    let writer: IngestWriter
+    let ingest: IngestService
     let stats: IngestStats
     let replicaID: ReplicaID
     /// Fixed facts for the health reply (endpoints, database path).
@@ -31,8 +30,8 @@ struct QueryResponder: Sendable {
         case .health:
             var details = facts
             for (key, value) in stats.snapshot() { details[key] = String(value) }
-            details["queued"] = String(queue.count + writer.pendingInWriter)
-            details["queue_high_water"] = String(queue.highWater)
+            details["queued"] = String(ingest.pendingTotal)
+            details["queue_high_water"] = String(ingest.queue.highWater)
             return .healthReply(HealthReply(role: .metricsStore, replicaID: replicaID, status: "ok",
                                             uptimeSeconds: ServiceClock.millis(since: started) / 1000,
                                             details: details))
