@@ -41,7 +41,7 @@ struct ModelsCommand: AsyncParsableCommand {
         @OptionGroup var options: StoreOptions
 
         func validate() throws {
-            if all == names.isEmpty {
+            if all != names.isEmpty {
                 throw ValidationError("give model names or --all (not both)")
             }
             for name in names where ModelCatalog.spec(named: name) == nil {
@@ -64,7 +64,8 @@ struct ModelsCommand: AsyncParsableCommand {
                 }
             }
             if !failures.isEmpty {
-                throw ValidationError("failed to fetch: \(failures.joined(separator: ", "))")
+                print("failed to fetch: \(failures.joined(separator: ", "))")
+                throw ExitCode.failure
             }
         }
     }
