@@ -106,16 +106,31 @@ public enum MatMul {
         switch w.type {
         case .q4_K:
             let a = kActs!, nb = w.cols / 256
+            if nTokens >= manyThreshold {
+                let acc = scratch.rowBuffer(thread: thread, cols: w.cols)
+                for r in r0..<r1 { tileKMany(w.row(r), nb, a, nTokens, out + r, rows, acc, high: false) }
+                return
+            }
             forTiles(w, out, r0, r1, nTokens) { row, t0, nt, o in
                 withTileCount(nt) { n in tileK(row, nb, a, t0, n, o, rows, high: false) }
             }
         case .q5_K:
             let a = kActs!, nb = w.cols / 256
+            if nTokens >= manyThreshold {
+                let acc = scratch.rowBuffer(thread: thread, cols: w.cols)
+                for r in r0..<r1 { tileKMany(w.row(r), nb, a, nTokens, out + r, rows, acc, high: true) }
+                return
+            }
             forTiles(w, out, r0, r1, nTokens) { row, t0, nt, o in
                 withTileCount(nt) { n in tileK(row, nb, a, t0, n, o, rows, high: true) }
             }
         case .q6_K:
             let a = kActs!, nb = w.cols / 256
+            if nTokens >= manyThreshold {
+                let acc = scratch.rowBuffer(thread: thread, cols: w.cols)
+                for r in r0..<r1 { tileQ6KMany(w.row(r), nb, a, nTokens, out + r, rows, acc) }
+                return
+            }
             forTiles(w, out, r0, r1, nTokens) { row, t0, nt, o in
                 withTileCount(nt) { n in tileQ6K(row, nb, a, t0, n, o, rows) }
             }
@@ -148,6 +163,11 @@ public enum MatMul {
             genericRows(w, out, r0, r1, x, nTokens, scratch.rowBuffer(thread: thread, cols: w.cols))
         }
     }
+
+    /// From this many tokens on, K-quant rows are processed by the whole-batch kernels
+    /// (`tileKMany`, `tileQ6KMany`), which unpack each super-block once for all tokens.
+    /// Both kernel families perform identical per-token arithmetic.
+    static let manyThreshold = 5
 
     /// Rows per parallel chunk: enough chunks for load balancing, big enough to amortize.
     @inlinable
@@ -504,6 +524,104 @@ public enum MatMul {
         if nt > 1 { out[stride] = hsum(acc1) }
         if nt > 2 { out[2 * stride] = hsum(acc2) }
         if nt > 3 { out[3 * stride] = hsum(acc3) }
+    }
+
+    /// Q4_K/Q5_K row against all `n` tokens: each super-block is unpacked once, then every token
+    /// runs 8 maddubs/madd steps against it. Per-token arithmetic is exactly that of `tileK`
+    /// (integer sums are exact, the float sequence per token is the same), so results are
+    /// bit-identical to the small-tile kernel. `accBuf` holds 8 floats per token.
+    @inline(__always)
+    static func tileKMany(_ row: UnsafeRawPointer, _ nb: Int, _ a: Acts, _ n: Int,
+                          _ out: UnsafeMutablePointer<Float>, _ stride: Int, _ accBuf: UnsafeMutablePointer<Float>,
+                          high: Bool) {
+        let blockBytes = high ? 176 : 144
+        let cols = a.cols
+        let bsAll = a.sums.assumingMemoryBound(to: Int16.self)
+        for t in 0..<n { _mm256_storeu_ps(accBuf + 8 * t, _mm256_setzero_ps()) }
+        let m4 = _mm256_set1_epi8(0x0F)
+        for b in 0..<nb {
+            let blk = row + blockBytes * b
+            let dd = halves(blk)
+            let (sc, mins) = scalesMinsK4(blk + 4)
+            let sc128 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(Int64(bitPattern: sc)))
+            let scales = _mm256_set_m128i(sc128, sc128)
+            let qh = high ? ld(blk + 16) : _mm256_setzero_si256()
+            @inline(__always) func unpack(_ j: Int) -> (__m256i, __m256i) {
+                let q = ld(blk + (high ? 48 : 16) + 32 * j)
+                var lo = _mm256_and_si256(q, m4)
+                var hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4)
+                if high {
+                    let h = _mm256_srli_epi16(qh, Int32(2 * j))
+                    lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(0x01)), 4))
+                    hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(0x02)), 3))
+                }
+                return (lo, hi)
+            }
+            let (l0, h0) = unpack(0), (l1, h1) = unpack(1), (l2, h2) = unpack(2), (l3, h3) = unpack(3)
+            let s0 = lane16(scales, 0), s1 = lane16(scales, 1), s2 = lane16(scales, 2), s3 = lane16(scales, 3)
+            let s4 = lane16(scales, 4), s5 = lane16(scales, 5), s6 = lane16(scales, 6), s7 = lane16(scales, 7)
+            let minsv = minsVector(mins)
+            let vd = _mm256_broadcastss_ps(dd), vdmin = _mm256_broadcastss_ps(_mm_movehdup_ps(dd))
+            for t in 0..<n {
+                let y = a.qs + t * cols + 256 * b
+                @inline(__always) func dp(_ w: __m256i, _ s: __m256i, _ o: Int) -> __m256i {
+                    _mm256_madd_epi16(_mm256_maddubs_epi16(w, ld(y + o)), s)
+                }
+                let i01 = _mm256_add_epi32(dp(l0, s0, 0), dp(h0, s1, 32))
+                let i23 = _mm256_add_epi32(dp(l1, s2, 64), dp(h1, s3, 96))
+                let i45 = _mm256_add_epi32(dp(l2, s4, 128), dp(h2, s5, 160))
+                let i67 = _mm256_add_epi32(dp(l3, s6, 192), dp(h3, s7, 224))
+                let i = _mm256_add_epi32(_mm256_add_epi32(i01, i23), _mm256_add_epi32(i45, i67))
+                var acc = _mm256_loadu_ps(accBuf + 8 * t)
+                finishK(i, minsv, bsAll + t * (cols / 16) + 16 * b, vd, vdmin, a.d + t * nb + b, &acc)
+                _mm256_storeu_ps(accBuf + 8 * t, acc)
+            }
+        }
+        for t in 0..<n { out[t * stride] = hsum(_mm256_loadu_ps(accBuf + 8 * t)) }
+    }
+
+    /// Q6_K row against all `n` tokens (see `tileKMany`); bit-identical to `tileQ6K`.
+    @inline(__always)
+    static func tileQ6KMany(_ row: UnsafeRawPointer, _ nb: Int, _ a: Acts, _ n: Int,
+                            _ out: UnsafeMutablePointer<Float>, _ stride: Int, _ accBuf: UnsafeMutablePointer<Float>) {
+        let m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03), m30 = _mm256_set1_epi8(0x30)
+        let cols = a.cols
+        let bsAll = a.sums.assumingMemoryBound(to: Int16.self)
+        for t in 0..<n { _mm256_storeu_ps(accBuf + 8 * t, _mm256_setzero_ps()) }
+        for b in 0..<nb {
+            let blk = row + 210 * b
+            let d = lane1(halves(blk + 206))
+            let scales = ld128(blk + 192)
+            @inline(__always) func unpack(_ n: Int) -> (__m256i, __m256i, __m256i, __m256i) {
+                let ql0 = ld(blk + 64 * n), ql1 = ld(blk + 64 * n + 32), qh = ld(blk + 128 + 32 * n)
+                let q1 = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4))
+                let q2 = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30))
+                let q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, m30))
+                let q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                         _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30))
+                return (q1, q2, q3, q4)
+            }
+            let (a1, a2, a3, a4) = unpack(0), (b1, b2, b3, b4) = unpack(1)
+            let sa1 = scaleShuffle(scales, 0), sa2 = scaleShuffle(scales, 1)
+            let sa3 = scaleShuffle(scales, 2), sa4 = scaleShuffle(scales, 3)
+            let sb1 = scaleShuffle(scales, 4), sb2 = scaleShuffle(scales, 5)
+            let sb3 = scaleShuffle(scales, 6), sb4 = scaleShuffle(scales, 7)
+            let sc16 = _mm256_cvtepi8_epi16(scales)
+            for t in 0..<n {
+                let y = a.qs + t * cols + 256 * b
+                @inline(__always) func dp(_ w: __m256i, _ s: __m256i, _ o: Int) -> __m256i {
+                    _mm256_madd_epi16(_mm256_maddubs_epi16(w, ld(y + o)), s)
+                }
+                let i1 = _mm256_add_epi32(_mm256_add_epi32(dp(a1, sa1, 0), dp(a2, sa2, 32)),
+                                          _mm256_add_epi32(dp(a3, sa3, 64), dp(a4, sa4, 96)))
+                let i2 = _mm256_add_epi32(_mm256_add_epi32(dp(b1, sb1, 128), dp(b2, sb2, 160)),
+                                          _mm256_add_epi32(dp(b3, sb3, 192), dp(b4, sb4, 224)))
+                var acc = _mm256_loadu_ps(accBuf + 8 * t)
+                finish6(_mm256_add_epi32(i1, i2), sc16, bsAll + t * (cols / 16) + 16 * b, d * a.d[t * nb + b], &acc)
+                _mm256_storeu_ps(accBuf + 8 * t, acc)
+            }
+        }
+        for t in 0..<n { out[t * stride] = hsum(_mm256_loadu_ps(accBuf + 8 * t)) }
     }
 
     // MARK: - Q6_K

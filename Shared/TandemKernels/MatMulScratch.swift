@@ -56,7 +56,9 @@ public final class MatMulScratch {
             }
             sumsCapacity = sb
         }
-        let stride = (cols + 63) / 64 * 64 + 64
+        // Row buffers double as per-token accumulators and unpacked weights for the K kernels
+        // (8 floats per token).
+        let stride = max((cols + 63) / 64 * 64 + 64, nTokens * 8 + 64)
         let newStride = max(stride, rowStride)
         if threads * newStride > rowBuffersCapacity {
             rowBuffers.deallocate()
