@@ -111,8 +111,8 @@ let package = Package(
         .testTarget(name: "TandemSpeculativeTests", dependencies: ["TandemSpeculative", "TandemEngine"],
                     path: "Tests/TandemSpeculativeTests"),
         .testTarget(name: "ServiceTests",
-                    dependencies: ["TandemService", "TandemServing", "MetricsStore", "Gateway", "Estimator",
-                                   "ConfigAdvisor", "Verifier", "DrafterAgent"],
+                    dependencies: ["TandemService", "TandemServing", "TandemEngine", "TandemSpeculative", "MetricsStore",
+                                   "Gateway", "Estimator", "ConfigAdvisor", "Verifier", "DrafterAgent"],
                     path: "Tests/ServiceTests"),
     ]
 )
