@@ -60,11 +60,11 @@ struct BenchEngineCommand: AsyncParsableCommand {
 
         // Decode, batch 1: greedy continuation after a 16-token prompt.
         var next = Sampler.argmax(logits: try engine.decode(cache: cache, token: token(16)))
-        let td = now()
-        for _ in 0..<decodeTokens {
-            next = Sampler.argmax(logits: try engine.decode(cache: cache, token: next))
+        let decodeRate = try measure(decodeTokens) {
+            for _ in 0..<decodeTokens {
+                next = Sampler.argmax(logits: try engine.decode(cache: cache, token: next))
+            }
         }
-        let decodeRate = Double(decodeTokens) / (now() - td)
 
         // One sequence, N new positions in one call (verification shape), rolled back after each repeat.
         func batchedSingle(_ n: Int) throws -> Double {
@@ -72,12 +72,12 @@ struct BenchEngineCommand: AsyncParsableCommand {
             let toks = (0..<n).map { token(base + $0) }
             _ = try engine.forward([ForwardRequest(cache: cache, tokens: toks, logits: .all)])
             cache.truncate(to: base)
-            let t = now()
-            for _ in 0..<repeats {
-                _ = try engine.forward([ForwardRequest(cache: cache, tokens: toks, logits: .all)])
-                cache.truncate(to: base)
+            return try measure(n * repeats) {
+                for _ in 0..<repeats {
+                    _ = try engine.forward([ForwardRequest(cache: cache, tokens: toks, logits: .all)])
+                    cache.truncate(to: base)
+                }
             }
-            return Double(n * repeats) / (now() - t)
         }
         // N sequences with one new position each (continuous-batching decode shape), 64 cached positions each.
         func batchedMulti(_ n: Int) throws -> Double {
@@ -88,12 +88,12 @@ struct BenchEngineCommand: AsyncParsableCommand {
             let reqs = caches.enumerated().map { ForwardRequest(cache: $1, tokens: [token($0)], logits: .last) }
             _ = try engine.forward(reqs)
             for c in caches { c.truncate(to: 64) }
-            let t = now()
-            for _ in 0..<repeats {
-                _ = try engine.forward(reqs)
-                for c in caches { c.truncate(to: 64) }
+            return try measure(n * repeats) {
+                for _ in 0..<repeats {
+                    _ = try engine.forward(reqs)
+                    for c in caches { c.truncate(to: 64) }
+                }
             }
-            return Double(n * repeats) / (now() - t)
         }
         let b8 = try batchedSingle(8)
         let b32 = try batchedSingle(32)
@@ -103,17 +103,16 @@ struct BenchEngineCommand: AsyncParsableCommand {
         // Prefill: one call with the whole prompt, logits for the last position only.
         let pcache = engine.makeCache(capacity: prefillTokens)
         let prompt = (0..<prefillTokens).map(token)
-        let tp = now()
-        _ = try engine.forward([ForwardRequest(cache: pcache, tokens: prompt, logits: .last)])
-        let prefillRate = Double(prefillTokens) / (now() - tp)
+        let prefillRate = try measure(prefillTokens) {
+            _ = try engine.forward([ForwardRequest(cache: pcache, tokens: prompt, logits: .last)])
+        }
 
         let ref = Self.reference.first { path.lowercased().contains($0.match) }
-        func line(_ label: String, _ value: Double, _ refValue: Double?) {
-            if let r = refValue {
-                print(String(format: "%-44@ %8.1f tok/s   llama.cpp %6.1f   ratio %.2f", label as NSString, value, r, value / r))
-            } else {
-                print(String(format: "%-44@ %8.1f tok/s", label as NSString, value))
-            }
+        func line(_ label: String, _ m: Measurement, _ refValue: Double?) {
+            let padded = label.padding(toLength: 46, withPad: " ", startingAt: 0)
+            var text = padded + String(format: "%8.1f tok/s  (cpu %3.0f%%)", m.rate, m.utilization * 100)
+            if let r = refValue { text += String(format: "   llama.cpp %6.1f   ratio %.2f", r, m.rate / r) }
+            print(text)
         }
         line("decode (batch 1)", decodeRate, ref?.decode)
         line("forward, 1 sequence x 8 new positions", b8, ref?.b8)
@@ -124,6 +123,27 @@ struct BenchEngineCommand: AsyncParsableCommand {
         print("peak RSS (VmHWM): \(Self.peakRSS())")
         print("KV cache: \(cache.byteCount / cache.capacity) bytes per position (f32)")
         if let ref { print("reference: \(ref.name), llama.cpp CPU 2 threads (models.md)") }
+        print("cpu = process CPU time / (wall time x threads) during the measurement: well below 100% means")
+        print("other processes took the cores, and the tok/s figures understate the engine by about that factor.")
+    }
+
+    struct Measurement {
+        var rate: Double
+        var utilization: Double
+    }
+
+    /// Runs `body`, returning `items` per wall second and the share of `threads` cores the process got.
+    private func measure(_ items: Int, _ body: () throws -> Void) rethrows -> Measurement {
+        let w0 = now(), c0 = cpuTime()
+        try body()
+        let wall = now() - w0, cpu = cpuTime() - c0
+        return Measurement(rate: Double(items) / wall, utilization: cpu / (wall * Double(threads)))
+    }
+
+    private func cpuTime() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
     }
 
     private func now() -> Double {

@@ -49,6 +49,7 @@ struct GenerateCommand: AsyncParsableCommand {
         var logger = Logger(label: "tandem.generate")
         logger.logLevel = .warning
         let lm = try LanguageModel.load(path: (model as NSString).expandingTildeInPath, logger: logger)
+        let tokenizer = try Tokenizer(gguf: lm.gguf, logger: logger)
 
         var promptTokens: [Int32]
         if let tokens {
@@ -59,8 +60,10 @@ struct GenerateCommand: AsyncParsableCommand {
                 return v
             }
         } else if let prompt {
-            _ = prompt
-            throw ValidationError("--prompt needs the tokenizer, which is not integrated yet; use --tokens")
+            let text = chat
+                ? try ChatTemplate(gguf: lm.gguf).render(messages: [.user(prompt)], addGenerationPrompt: true)
+                : prompt
+            promptTokens = tokenizer.encode(text, parseSpecial: chat)
         } else {
             throw ValidationError("give --prompt or --tokens")
         }
@@ -71,7 +74,8 @@ struct GenerateCommand: AsyncParsableCommand {
         let cache = engine.makeCache(capacity: capacity)
         let sampler = Sampler(vocabSize: lm.config.vocabularySize)
         let params = SamplingParams(temperature: temperature, topK: topK, topP: topP, seed: seed)
-        let eos = Set<Int32>()
+        let eos = tokenizer.endOfGenerationIDs
+        var decoder = StreamingDecoder(tokenizer: tokenizer)
 
         let start = Date()
         var result = try engine.forward([ForwardRequest(cache: cache, tokens: promptTokens, logits: .last)])
@@ -83,11 +87,16 @@ struct GenerateCommand: AsyncParsableCommand {
             let next = sampler.sample(logits: result.logits(request: 0), params: params, position: position,
                                       recentTokens: generated)
             generated.append(next)
-            print(next, terminator: " ")
+            if printIds {
+                print(next, terminator: " ")
+            } else {
+                print(decoder.append(next), terminator: "")
+            }
             fflush(nil)
             if eos.contains(next) || cache.remaining == 0 { break }
             result = try engine.forward([ForwardRequest(cache: cache, tokens: [next], logits: .last)])
         }
+        if !printIds { print(decoder.finish(), terminator: "") }
         print("")
         let decodeTime = Date().timeIntervalSince(decodeStart)
         FileHandle.standardError.write(Data(String(

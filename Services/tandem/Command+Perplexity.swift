@@ -96,5 +96,5 @@ struct PerplexityCommand: AsyncParsableCommand {
 
 /// Tokenizes `text` for perplexity (BOS prepended when `addBOS`).
 func tokenizeForPerplexity(model: LanguageModel, text: String, addBOS: Bool) throws -> [Int32] {
-    throw ValidationError("the tokenizer is not integrated yet")
+    try Tokenizer(gguf: model.gguf).encode(text, addBOS: addBOS, parseSpecial: false)
 }

@@ -15,8 +15,7 @@ struct TandemCommand: AsyncParsableCommand {
             ModelsCommand.self,
             GenerateCommand.self,
             PerplexityCommand.self,
-            BenchEngineCommand.self,
-            BenchBusCommand.self,
+            BenchCommand.self,
         ]
     )
 }
