@@ -13,6 +13,8 @@ import TandemWire
 /// quantization and K that maximise the objective (``ConfigAdvisorPolicy``), from the metrics-store's
 /// acceptance, profile and batch-latency answers (cached a few seconds, ``MeasurementCache``), falling
 /// back to documented priors (``AdvisorPriors``, `basis = prior`) when the store has no data or is down.
+/// Verification time vs K comes from the estimator's fitted model when it has enough data
+/// (``VerifyLineCache``), else from the store's batch latency, else from the prior.
 ///
 /// Prints `READY advisor=<bound endpoint>` once bound.
 @main
@@ -40,6 +42,9 @@ struct ConfigAdvisorCommand: AsyncParsableCommand {
 
     @Option(help: "Device power while waiting for verification, as a fraction of drafting power; 0 counts drafting energy only as design.md §5 does [TANDEM_ADVISOR_IDLE_POWER_FRACTION, default 0].")
     var idlePowerFraction: Double?
+
+    @Flag(inversion: .prefixedNo, help: "Ask the estimator (--estimator) for the target's verification time vs K.")
+    var useEstimator = true
 
     @Flag(inversion: .prefixedNo, help: "Register with the gateway and heartbeat (off for standalone use and tests).")
     var register = true
@@ -72,8 +77,19 @@ struct ConfigAdvisorCommand: AsyncParsableCommand {
             let client = try MetricsStoreClient(context: context, connect: storeEndpoint,
                                                 timeout: .milliseconds(timeoutMs), logger: logger)
             let cache = MeasurementCache(ttl: .milliseconds(Int(ttl * 1000))) { await client.fetch() }
+            var clients = [client.endpoint]
+            var verifyLines: VerifyLineCache?
+            if useEstimator {
+                let estimator = try BusEndpoint.dealer(context: context, connect: common.estimatorEndpoint(), logger: logger)
+                clients.append(estimator)
+                verifyLines = VerifyLineCache(
+                    ttl: .milliseconds(Int(ttl * 1000)),
+                    query: VerifyLineCache.estimatorQuery(endpoint: estimator, timeout: .milliseconds(timeoutMs),
+                                                          logger: logger))
+            }
             let server = try ConfigAdvisorServer(context: context, bind: bindEndpoint, policy: policy, cache: cache,
-                                                 storeEndpoint: client.endpoint, replicaID: replicaID, logger: logger)
+                                                 verifyLines: verifyLines, clientEndpoints: clients,
+                                                 replicaID: replicaID, logger: logger)
             let bound = server.boundEndpoint
             let advertised = AdvertisedHost.advertise(bound, host: common.resolvedAdvertiseHost())
             var services: [any Service] = [server]

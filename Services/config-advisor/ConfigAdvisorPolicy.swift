@@ -10,8 +10,9 @@ import TandemWire
 /// - drafting time per token `t_draft`: measured profile of this device (as measured: a profile
 ///   recorded on the device already reflects its throttle), else the fastest profile of the model
 ///   on any device × the query device's `computeThrottle`, else the prior speed × `computeThrottle`;
-/// - verification time `t_verify(K) = a + b·(K+1)`: the prior line of the target, rescaled so that
-///   it equals the measured mean batch latency of the target at the K the rounds were run with;
+/// - verification time `t_verify(K) = a + b·(K+1)`: the line the estimator fitted for the target (a
+///   single sequence at a typical context, see ``VerifyLineCache``), else the prior line, rescaled so that
+///   it equals the measured median batch latency of the target at the K the rounds were run with;
 /// - objective (``SpeculationPlanner``): goodput = tokens / (K·t_draft + t_verify(K));
 ///   cost = tokens per verifier-second = tokens / t_verify(K); energy = tokens per joule =
 ///   tokens / (P·K·t_draft [+ P_idle·t_verify(K)]), P the drafting power (profile, else the
@@ -200,14 +201,17 @@ struct ConfigAdvisorPolicy: Sendable {
                                secondsPerToken: 1 / speed, powerWatts: priorPower, source: .prior)]
     }
 
-    /// The target's verification line: the prior, rescaled to the measured mean batch latency at the
-    /// rounds' mean K when the store has enough batches of this target.
+    /// The target's verification line: the estimator's fitted line when it has one; else the prior, rescaled to the measured median batch latency at the
+    /// rounds' mean K when the store has enough batches of this target. The median, not the mean: the
+    /// store's batch latency mixes prefill batches (whole prompts) with verification batches, and the
+    /// far more numerous verification batches set the median.
     func verifyModel(target: String, measurements: AdvisorMeasurements) -> (model: VerifyTimeModel, source: Source) {
+        if let line = measurements.verifyLines[target] { return (line, .measured) }
         let prior = priors.verifyModel(target: target)
         let rows = measurements.batchLatency.filter { ModelNames.canonical($0.key) == target }
         let count = rows.reduce(0) { $0 + $1.count }
         guard count >= max(1, minLatencySamples) else { return (prior, .prior) }
-        let meanSeconds = rows.reduce(0.0) { $0 + Double($1.count) * $1.meanMs } / Double(count) / 1000
+        let meanSeconds = rows.reduce(0.0) { $0 + Double($1.count) * $1.p50Ms } / Double(count) / 1000
         let targetRounds = measurements.acceptance.filter { ModelNames.canonical($0.targetModel) == target }
         let totalRounds = targetRounds.reduce(0) { $0 + $1.rounds }
         let typicalK = totalRounds > 0

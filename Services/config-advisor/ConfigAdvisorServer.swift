@@ -15,19 +15,23 @@ final class ConfigAdvisorServer: Service, Sendable {
     let endpoint: BusEndpoint
     let policy: ConfigAdvisorPolicy
     let cache: MeasurementCache
+    /// Verification lines from the estimator (nil: not used).
+    let verifyLines: VerifyLineCache?
     let replicaID: ReplicaID
-    /// Closed on stop (the metrics-store DEALER), if any.
-    private let storeEndpoint: BusEndpoint?
+    /// Closed on stop (the metrics-store and estimator DEALERs).
+    private let clientEndpoints: [BusEndpoint]
     private let logger: Logger
     private let started = ContinuousClock.now
     private let answered = Atomic<Int>(0)
     private let measuredAnswers = Atomic<Int>(0)
 
     init(context: BusContext, bind: String, policy: ConfigAdvisorPolicy, cache: MeasurementCache,
-         storeEndpoint: BusEndpoint? = nil, replicaID: ReplicaID, logger: Logger) throws {
+         verifyLines: VerifyLineCache? = nil, clientEndpoints: [BusEndpoint] = [], replicaID: ReplicaID,
+         logger: Logger) throws {
         self.policy = policy
         self.cache = cache
-        self.storeEndpoint = storeEndpoint
+        self.verifyLines = verifyLines
+        self.clientEndpoints = clientEndpoints
         self.replicaID = replicaID
         self.logger = logger
         self.endpoint = try BusEndpoint.router(context: context, bind: bind, logger: logger)
@@ -42,7 +46,7 @@ final class ConfigAdvisorServer: Service, Sendable {
 
     func stop() async {
         await endpoint.close()
-        if let storeEndpoint { await storeEndpoint.close() }
+        for client in clientEndpoints { await client.close() }
     }
 
     func run() async throws {
@@ -54,7 +58,11 @@ final class ConfigAdvisorServer: Service, Sendable {
     func respond(_ message: WireMessage) async -> WireMessage? {
         switch message {
         case .advise(let query):
-            let measurements = await cache.measurements()
+            var measurements = await cache.measurements()
+            if let verifyLines {
+                let target = ModelNames.canonical(query.targetModel)
+                if let line = await verifyLines.line(for: target) { measurements.verifyLines[target] = line }
+            }
             do {
                 let decision = try policy.recommend(query, measurements: measurements)
                 let r = decision.recommendation

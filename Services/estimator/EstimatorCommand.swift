@@ -50,7 +50,7 @@ struct EstimatorCommand: AsyncParsableCommand {
         let window = try Setting.int(errorWindow, env: "TANDEM_ESTIMATOR_ERROR_WINDOW", default: 256)
         guard window > 0 else { throw ValidationError("error window must be positive, got \(window)") }
         let estimator = BatchTimeEstimator(configuration: .init(
-            model: LinearBatchTimeModel.Configuration(forgetting: lambda, errorWindow: window),
+            model: BatchTimeEstimator.defaultModelConfiguration(forgetting: lambda, errorWindow: window),
             errorWindow: window))
 
         let context = try BusContext()
