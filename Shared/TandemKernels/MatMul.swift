@@ -108,7 +108,9 @@ public enum MatMul {
             let a = kActs!, nb = w.cols / 256
             if nTokens >= manyThreshold {
                 let acc = scratch.rowBuffer(thread: thread, cols: w.cols)
-                for r in r0..<r1 { tileKMany(w.row(r), nb, a, nTokens, out + r, rows, acc, high: false) }
+                forTokenBlocks(nTokens) { t0, nt in
+                    for r in r0..<r1 { tileKMany(w.row(r), nb, a, t0, nt, out + t0 * rows + r, rows, acc, high: false) }
+                }
                 return
             }
             forTiles(w, out, r0, r1, nTokens) { row, t0, nt, o in
@@ -118,7 +120,9 @@ public enum MatMul {
             let a = kActs!, nb = w.cols / 256
             if nTokens >= manyThreshold {
                 let acc = scratch.rowBuffer(thread: thread, cols: w.cols)
-                for r in r0..<r1 { tileKMany(w.row(r), nb, a, nTokens, out + r, rows, acc, high: true) }
+                forTokenBlocks(nTokens) { t0, nt in
+                    for r in r0..<r1 { tileKMany(w.row(r), nb, a, t0, nt, out + t0 * rows + r, rows, acc, high: true) }
+                }
                 return
             }
             forTiles(w, out, r0, r1, nTokens) { row, t0, nt, o in
@@ -128,7 +132,9 @@ public enum MatMul {
             let a = kActs!, nb = w.cols / 256
             if nTokens >= manyThreshold {
                 let acc = scratch.rowBuffer(thread: thread, cols: w.cols)
-                for r in r0..<r1 { tileQ6KMany(w.row(r), nb, a, nTokens, out + r, rows, acc) }
+                forTokenBlocks(nTokens) { t0, nt in
+                    for r in r0..<r1 { tileQ6KMany(w.row(r), nb, a, t0, nt, out + t0 * rows + r, rows, acc) }
+                }
                 return
             }
             forTiles(w, out, r0, r1, nTokens) { row, t0, nt, o in
@@ -168,6 +174,20 @@ public enum MatMul {
     /// (`tileKMany`, `tileQ6KMany`), which unpack each super-block once for all tokens.
     /// Both kernel families perform identical per-token arithmetic.
     static let manyThreshold = 5
+
+    /// Token blocks for the whole-batch kernels: a block's activations stay in L1 while every
+    /// row of the chunk runs against them.
+    @inline(__always)
+    static func forTokenBlocks(_ nTokens: Int, _ body: (_ t0: Int, _ nt: Int) -> Void) {
+        var t0 = 0
+        while t0 < nTokens {
+            let nt = min(tokenBlock, nTokens - t0)
+            body(t0, nt)
+            t0 += nt
+        }
+    }
+
+    static let tokenBlock = 8
 
     /// Rows per parallel chunk: enough chunks for load balancing, big enough to amortize.
     @inlinable
@@ -531,7 +551,7 @@ public enum MatMul {
     /// (integer sums are exact, the float sequence per token is the same), so results are
     /// bit-identical to the small-tile kernel. `accBuf` holds 8 floats per token.
     @inline(__always)
-    static func tileKMany(_ row: UnsafeRawPointer, _ nb: Int, _ a: Acts, _ n: Int,
+    static func tileKMany(_ row: UnsafeRawPointer, _ nb: Int, _ a: Acts, _ t0: Int, _ n: Int,
                           _ out: UnsafeMutablePointer<Float>, _ stride: Int, _ accBuf: UnsafeMutablePointer<Float>,
                           high: Bool) {
         let blockBytes = high ? 176 : 144
@@ -563,7 +583,7 @@ public enum MatMul {
             let minsv = minsVector(mins)
             let vd = _mm256_broadcastss_ps(dd), vdmin = _mm256_broadcastss_ps(_mm_movehdup_ps(dd))
             for t in 0..<n {
-                let y = a.qs + t * cols + 256 * b
+                let y = a.qs + (t0 + t) * cols + 256 * b
                 @inline(__always) func dp(_ w: __m256i, _ s: __m256i, _ o: Int) -> __m256i {
                     _mm256_madd_epi16(_mm256_maddubs_epi16(w, ld(y + o)), s)
                 }
@@ -573,7 +593,7 @@ public enum MatMul {
                 let i67 = _mm256_add_epi32(dp(l3, s6, 192), dp(h3, s7, 224))
                 let i = _mm256_add_epi32(_mm256_add_epi32(i01, i23), _mm256_add_epi32(i45, i67))
                 var acc = _mm256_loadu_ps(accBuf + 8 * t)
-                finishK(i, minsv, bsAll + t * (cols / 16) + 16 * b, vd, vdmin, a.d + t * nb + b, &acc)
+                finishK(i, minsv, bsAll + (t0 + t) * (cols / 16) + 16 * b, vd, vdmin, a.d + (t0 + t) * nb + b, &acc)
                 _mm256_storeu_ps(accBuf + 8 * t, acc)
             }
         }
@@ -582,7 +602,7 @@ public enum MatMul {
 
     /// Q6_K row against all `n` tokens (see `tileKMany`); bit-identical to `tileQ6K`.
     @inline(__always)
-    static func tileQ6KMany(_ row: UnsafeRawPointer, _ nb: Int, _ a: Acts, _ n: Int,
+    static func tileQ6KMany(_ row: UnsafeRawPointer, _ nb: Int, _ a: Acts, _ t0: Int, _ n: Int,
                             _ out: UnsafeMutablePointer<Float>, _ stride: Int, _ accBuf: UnsafeMutablePointer<Float>) {
         let m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03), m30 = _mm256_set1_epi8(0x30)
         let cols = a.cols
@@ -608,7 +628,7 @@ public enum MatMul {
             let sb3 = scaleShuffle(scales, 6), sb4 = scaleShuffle(scales, 7)
             let sc16 = _mm256_cvtepi8_epi16(scales)
             for t in 0..<n {
-                let y = a.qs + t * cols + 256 * b
+                let y = a.qs + (t0 + t) * cols + 256 * b
                 @inline(__always) func dp(_ w: __m256i, _ s: __m256i, _ o: Int) -> __m256i {
                     _mm256_madd_epi16(_mm256_maddubs_epi16(w, ld(y + o)), s)
                 }
@@ -617,7 +637,8 @@ public enum MatMul {
                 let i2 = _mm256_add_epi32(_mm256_add_epi32(dp(b1, sb1, 128), dp(b2, sb2, 160)),
                                           _mm256_add_epi32(dp(b3, sb3, 192), dp(b4, sb4, 224)))
                 var acc = _mm256_loadu_ps(accBuf + 8 * t)
-                finish6(_mm256_add_epi32(i1, i2), sc16, bsAll + t * (cols / 16) + 16 * b, d * a.d[t * nb + b], &acc)
+                finish6(_mm256_add_epi32(i1, i2), sc16, bsAll + (t0 + t) * (cols / 16) + 16 * b, d * a.d[(t0 + t) * nb + b],
+                        &acc)
                 _mm256_storeu_ps(accBuf + 8 * t, acc)
             }
         }
