@@ -149,6 +149,19 @@ struct ModelStoreFetchTests {
         #expect(f.store.isVerified(spec))
     }
 
+    /// Two fetchers of the same model must not interleave their writes to the partial file.
+    @Test func concurrentFetchesAreSerialized() async throws {
+        let f = try ModelStoreFixture()
+        defer { f.cleanUp() }
+        let spec = f.spec(sha256: f.expectedSHA256)
+        async let a = f.store.fetch(spec)
+        async let b = f.store.fetch(spec)
+        let (ua, ub) = try await (a, b)
+        #expect(ua == ub)
+        #expect(try Data(contentsOf: ua) == Data(f.chunks.joined()))
+        #expect(f.store.isVerified(spec))
+    }
+
     @Test func notFetchedCatalogModelIsAnError() throws {
         let f = try ModelStoreFixture()
         defer { f.cleanUp() }

@@ -173,6 +173,21 @@ public struct ModelStore: Sendable {
         }
         try createDirectory(directory)
 
+        // One fetch per model at a time, across processes: a second fetcher waits, then finds the
+        // file verified. (flock locks belong to the open file, so threads of one process exclude too.)
+        let lockPath = directory.appendingPathComponent(".\(spec.fileName).lock").path
+        let lockFD = open(lockPath, O_RDWR | O_CREAT, 0o644)
+        guard lockFD >= 0 else { throw ModelStoreError.io("cannot create \(lockPath): \(errnoString())") }
+        defer { close(lockFD) }
+        while flock(lockFD, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw ModelStoreError.io("cannot lock \(lockPath): \(errnoString())") }
+        }
+        defer { flock(lockFD, LOCK_UN) }
+        if isVerified(spec) {
+            progress("\(spec.name): fetched by another process (\(final.path))")
+            return final
+        }
+
         // A file of the right size without a marker (e.g. copied in by hand): verify it once.
         if fileSize(final) == spec.size {
             progress("\(spec.name): found \(final.lastPathComponent) without a marker, verifying sha256...")
