@@ -8,10 +8,10 @@ import FoundationNetworking
 /// drafter serving a streamed request; the stream must complete with exactly the undisturbed text.
 @Suite(.serialized, .timeLimit(.minutes(15)))
 struct FailoverTests {
-    static let body: [String: Any] = [
-        "messages": [["role": "user", "content": "Write a long story about a lighthouse keeper and the sea."]],
-        "max_tokens": 160, "temperature": 0.8, "seed": 99, "k": 4,
-    ]
+    static var body: [String: Any] {
+        ["messages": [["role": "user", "content": "Write a long story about a lighthouse keeper and the sea."]],
+         "max_tokens": 160, "temperature": 0.8, "seed": 99, "k": 4]
+    }
 
     @Test func killedVerifierOrDrafterMidStreamGivesTheSameText() async throws {
         guard let small = cachedModel("SmolLM2-135M-Instruct.Q4_1.gguf") else {
