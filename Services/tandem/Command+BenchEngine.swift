@@ -67,7 +67,7 @@ struct BenchEngineCommand: AsyncParsableCommand {
         }
 
         // One sequence, N new positions in one call (verification shape), rolled back after each repeat.
-        func batchedSingle(_ n: Int) throws -> Double {
+        func batchedSingle(_ n: Int) throws -> Measurement {
             let base = cache.count
             let toks = (0..<n).map { token(base + $0) }
             _ = try engine.forward([ForwardRequest(cache: cache, tokens: toks, logits: .all)])
@@ -80,7 +80,7 @@ struct BenchEngineCommand: AsyncParsableCommand {
             }
         }
         // N sequences with one new position each (continuous-batching decode shape), 64 cached positions each.
-        func batchedMulti(_ n: Int) throws -> Double {
+        func batchedMulti(_ n: Int) throws -> Measurement {
             let caches = (0..<n).map { _ in engine.makeCache(capacity: 80) }
             for (i, c) in caches.enumerated() {
                 _ = try engine.forward([ForwardRequest(cache: c, tokens: (0..<64).map { token($0 + i) }, logits: .none)])

@@ -42,6 +42,9 @@ struct GenerateCommand: AsyncParsableCommand {
     @Option(help: "Compute threads.")
     var threads = 2
 
+    @Option(name: .customLong("prefill-chunk"), help: "Prefill in calls of at most this many tokens (0 = one call).")
+    var prefillChunk = 0
+
     @Flag(name: .customLong("print-ids"), help: "Print token ids instead of text.")
     var printIds = false
 
@@ -68,6 +71,9 @@ struct GenerateCommand: AsyncParsableCommand {
             throw ValidationError("give --prompt or --tokens")
         }
         guard !promptTokens.isEmpty else { throw ValidationError("the prompt is empty") }
+        if printIds {
+            FileHandle.standardError.write(Data("[prompt ids: \(promptTokens.map(String.init).joined(separator: ","))]\n".utf8))
+        }
 
         let engine = ForwardEngine(model: lm, threads: threads)
         let capacity = min(lm.config.contextLength, promptTokens.count + maxTokens)
@@ -77,9 +83,21 @@ struct GenerateCommand: AsyncParsableCommand {
         let eos = tokenizer.endOfGenerationIDs
         var decoder = StreamingDecoder(tokenizer: tokenizer)
 
-        let start = Date()
-        var result = try engine.forward([ForwardRequest(cache: cache, tokens: promptTokens, logits: .last)])
-        let prefillTime = Date().timeIntervalSince(start)
+        let startTime = Date()
+        let chunk = prefillChunk > 0 ? prefillChunk : promptTokens.count
+        var start = 0
+        var result: ForwardResult
+        repeat {
+            let end = min(promptTokens.count, start + chunk)
+            result = try engine.forward([ForwardRequest(cache: cache, tokens: Array(promptTokens[start..<end]), logits: .last)])
+            start = end
+        } while start < promptTokens.count
+        let prefillTime = Date().timeIntervalSince(startTime)
+        if printIds {
+            let l = result.logits(request: 0)
+            let top = l.indices.sorted { l[$0] > l[$1] }.prefix(5).map { "\($0):\(l[$0])" }
+            FileHandle.standardError.write(Data("[top logits after prompt: \(top.joined(separator: " "))]\n".utf8))
+        }
         var generated: [Int32] = []
         let decodeStart = Date()
         while generated.count < maxTokens {

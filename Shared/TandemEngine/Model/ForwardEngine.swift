@@ -161,9 +161,7 @@ public final class ForwardEngine: @unchecked Sendable {
         w.attentionNorm.withUnsafeBufferPointer { nw in
             for t in 0..<T { rmsNorm(x.p + t * E, nw.baseAddress!, xn.p + t * E, E, eps) }
         }
-        matmul(w.wq, xn.p, T, q.p)
-        matmul(w.wk, xn.p, T, k.p)
-        matmul(w.wv, xn.p, T, v.p)
+        MatMul.multiply(w.wq, q.p, w.wk, k.p, w.wv, v.p, input: xn.p, nTokens: T, pool: pool, scratch: matmulScratch)
         if let b = w.bq { addBias(q.p, b, T, QW) }
         if let b = w.bk { addBias(k.p, b, T, KVW) }
         if let b = w.bv { addBias(v.p, b, T, KVW) }
@@ -184,8 +182,7 @@ public final class ForwardEngine: @unchecked Sendable {
         w.ffnNorm.withUnsafeBufferPointer { nw in
             for t in 0..<T { rmsNorm(x.p + t * E, nw.baseAddress!, xn.p + t * E, E, eps) }
         }
-        matmul(w.gate, xn.p, T, gate.p)
-        matmul(w.up, xn.p, T, up.p)
+        MatMul.multiply(w.gate, gate.p, w.up, up.p, input: xn.p, nTokens: T, pool: pool, scratch: matmulScratch)
         let g = gate.p, u = up.p
         let chunks = min(T, 8)
         pool.parallelFor(chunks) { c in
