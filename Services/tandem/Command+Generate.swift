@@ -45,6 +45,10 @@ struct GenerateCommand: AsyncParsableCommand {
     @Option(name: .customLong("prefill-chunk"), help: "Prefill in calls of at most this many tokens (0 = one call).")
     var prefillChunk = 0
 
+    @Option(name: .customLong("dump-logits"),
+            help: "Write the prompt's logits at every position (float32, [positions][vocab]) to this file and exit.")
+    var dumpLogits: String?
+
     @Flag(name: .customLong("print-ids"), help: "Print token ids instead of text.")
     var printIds = false
 
@@ -84,6 +88,13 @@ struct GenerateCommand: AsyncParsableCommand {
         var decoder = StreamingDecoder(tokenizer: tokenizer)
 
         let startTime = Date()
+        if let dumpLogits {
+            let r = try engine.forward([ForwardRequest(cache: cache, tokens: promptTokens, logits: .all)])
+            var data = Data()
+            for row in 0..<r.rowCount(request: 0) { data.append(contentsOf: UnsafeRawBufferPointer(r.logits(request: 0, row: row))) }
+            try data.write(to: URL(fileURLWithPath: dumpLogits))
+            return
+        }
         let chunk = prefillChunk > 0 ? prefillChunk : promptTokens.count
         var start = 0
         var result: ForwardResult
