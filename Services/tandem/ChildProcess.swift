@@ -62,10 +62,7 @@ final class ChildProcess: @unchecked Sendable {
     func waitReady(timeout: Duration) async -> [String: String]? {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            lock.lock()
-            let value = ready
-            lock.unlock()
-            if let value { return value }
+            if let value = lock.withLock({ ready }) { return value }
             if !process.isRunning { return nil }
             try? await Task.sleep(for: .milliseconds(20))
         }

@@ -75,13 +75,17 @@ struct BenchServeCommand: AsyncParsableCommand {
 
     private func measure(client: ChatClient, mode: String, concurrency c: Int) async throws -> Row {
         let total = requests ?? max(4, 2 * c)
+        let maxTokens = self.maxTokens, temperature = self.temperature, ttftSlo = self.ttftSlo, tpotSlo = self.tpotSlo
         let prompts = BenchPrompts.all
-        var extra: [String: Any] = ["tandem_mode": mode == "centralized" ? "centralized" : "coupled",
-                                    "slo_ttft_ms": ttftSlo, "slo_tpot_ms": tpotSlo]
-        if mode == "speculative", let k { extra["k"] = k }
+        let k = self.k
+        @Sendable func extra() -> [String: Any] {
+            var fields: [String: Any] = ["tandem_mode": mode == "centralized" ? "centralized" : "coupled",
+                                         "slo_ttft_ms": ttftSlo, "slo_tpot_ms": tpotSlo]
+            if mode == "speculative", let k { fields["k"] = k }
+            return fields
+        }
         let start = ContinuousClock.now
         let counter = RequestCounter(total: total)
-        let maxTokens = self.maxTokens, temperature = self.temperature, ttftSlo = self.ttftSlo, tpotSlo = self.tpotSlo
         let results: [Sample?] = try await withThrowingTaskGroup(of: [Sample?].self) { group in
             for _ in 0..<c {
                 group.addTask {
@@ -89,7 +93,7 @@ struct BenchServeCommand: AsyncParsableCommand {
                     while let i = await counter.next() {
                         let r = try await client.chat(
                             messages: [["role": "user", "content": prompts[i % prompts.count]]], maxTokens: maxTokens,
-                            temperature: temperature, seed: i, extra: extra)
+                            temperature: temperature, seed: i, extra: extra())
                         guard r.error == nil, let ttft = r.ttft else {
                             samples.append(nil)
                             continue

@@ -112,15 +112,16 @@ struct ServingTests {
         // Seeded sampling (coupled mode): equal to the target-only sampler, across runs and batch compositions.
         let params = SamplingParams(temperature: 0.9, topK: 40, topP: 0.95, seed: 4242)
         let expectedSampled = try reference.generate(prompt: Self.prompts[0], params: params, maxTokens: 40)
-        let body: [String: Any] = ["prompt": Self.prompts[0], "max_tokens": 40, "temperature": 0.9, "top_k": 40,
-                                   "top_p": 0.95, "seed": 4242, "k": 4]
+        @Sendable func sampledBody(seed: Int = 4242, prompt: [Int32] = Self.prompts[0]) -> [String: Any] {
+            ["prompt": prompt, "max_tokens": 40, "temperature": 0.9, "top_k": 40, "top_p": 0.95, "seed": seed, "k": 4]
+        }
+        let body = sampledBody()
         let alone = try await cluster.completion(body).text
         #expect(alone == expectedSampled)
         let batched = try await withThrowingTaskGroup(of: String.self) { group in
             for i in 0..<4 {
                 group.addTask {
-                    var b = body
-                    if i > 0 { b["seed"] = 4242 + i; b["prompt"] = Self.prompts[i % Self.prompts.count] }
+                    let b = i == 0 ? sampledBody() : sampledBody(seed: 4242 + i, prompt: Self.prompts[i % Self.prompts.count])
                     let text = try await cluster.completion(b).text
                     return i == 0 ? text : ""
                 }
