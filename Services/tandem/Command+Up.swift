@@ -44,27 +44,26 @@ struct UpCommand: AsyncParsableCommand {
         let launcher = try ClusterLauncher(plan: plan, logger: logger)
         let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
         do {
-            print("Starting Tandem (\(verifiers) verifier(s), \(drafters) drafter(s)); logs in \(launcher.logDirectory)")
+            say("Starting Tandem (\(verifiers) verifier(s), \(drafters) drafter(s)); logs in \(launcher.logDirectory)")
             let endpoints = try await launcher.start()
             let status = try await launcher.waitRegistered(control: endpoints.control, timeout: .seconds(startTimeout))
-            print(StatusTable.render(status))
-            print("PIDS " + launcher.children.map { "\($0.name)=\($0.pid)" }.joined(separator: " "))
-            print("READY http=\(endpoints.http) control=\(endpoints.control)")
-            print("Tandem is serving at \(endpoints.http)  (Ctrl-C to stop)")
-            fflushStdout()
+            say(StatusTable.render(status))
+            say("PIDS " + launcher.children.map { "\($0.name)=\($0.pid)" }.joined(separator: " "))
+            say("READY http=\(endpoints.http) control=\(endpoints.control)")
+            say("Tandem is serving at \(endpoints.http)  (Ctrl-C to stop)")
             if demo {
                 try await runDemo(http: endpoints.http)
             } else if !exitAfterReady {
                 for await _ in signals { break }
             }
         } catch {
-            print("tandem up failed: \(error)")
+            say("tandem up failed: \(error)")
             await launcher.shutdown()
             throw ExitCode.failure
         }
-        print("Stopping Tandem...")
+        say("Stopping Tandem...")
         await launcher.shutdown()
-        print("Stopped.")
+        say("Stopped.")
     }
 }
 
@@ -72,16 +71,16 @@ extension UpCommand {
     func runDemo(http: String) async throws {
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
         defer { Task { try? await client.shutdown() } }
-        print("\n> \(demoPrompt)\n")
+        say("\n> \(demoPrompt)\n")
         let result = try await ChatClient(baseURL: http, client: client).chat(
             messages: [["role": "user", "content": demoPrompt]], maxTokens: 256, temperature: 0, seed: 1
         ) { text in
             FileHandle.standardOutput.write(Data(text.utf8))
         }
-        print("\n")
+        say("\n")
         if let error = result.error { throw LaunchError("demo request failed: \(error)") }
         let rate = result.drafted > 0 ? Double(result.accepted) / Double(result.drafted) : 0
-        print(String(format: "[%d tokens, finish=%@, TTFT %.0f ms, %.1f tokens/s after the first; drafted %d, accepted %d (%.0f%%), %d rounds]",
+        say(String(format: "[%d tokens, finish=%@, TTFT %.0f ms, %.1f tokens/s after the first; drafted %d, accepted %d (%.0f%%), %d rounds]",
                      result.completionTokens, result.finishReason ?? "-", (result.ttft ?? 0) * 1000,
                      result.completionTokens > 1 ? Double(result.completionTokens - 1) / max(1e-9, (result.lastTokenAt ?? 0) - (result.ttft ?? 0)) : 0,
                      result.drafted, result.accepted, rate * 100, result.rounds))
@@ -102,7 +101,7 @@ struct StatusCommand: AsyncParsableCommand {
         defer { Task { await client.close(); await context.shutdown() } }
         let reply = try await client.call(.status(StatusQuery()), timeout: .seconds(3))
         guard case .clusterStatus(let status) = reply else { throw LaunchError("unexpected reply \(reply.kind)") }
-        print(StatusTable.render(status))
+        say(StatusTable.render(status))
     }
 }
 
@@ -122,6 +121,8 @@ enum StatusTable {
     }
 }
 
-func fflushStdout() {
-    FileHandle.standardOutput.synchronizeFile()
+/// Writes a line (or, with `terminator: ""`, a fragment) to stdout unbuffered, so streamed demo
+/// text and status lines appear in order, live, also through a pipe.
+func say(_ text: String, terminator: String = "\n") {
+    FileHandle.standardOutput.write(Data((text + terminator).utf8))
 }
