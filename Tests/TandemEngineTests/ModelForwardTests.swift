@@ -104,6 +104,15 @@ struct ModelForwardTests {
         try Self.checkBatchInvariance(model, Self.sequences)
     }
 
+    /// The draft model: qwen2 with q/k/v biases, NEOX rope, GQA 14/2, and Q4_K/Q5_0/Q6_K/Q8_0 weights.
+    @Test func batchInvarianceQwen05B() throws {
+        guard let path = TestModels.path("Qwen2.5-Coder-0.5B-Instruct.gguf") else { return }
+        let model = try LanguageModel(gguf: GGUFFile(path: path))
+        #expect(model.config.architecture == "qwen2" && model.config.ropeLayout == .neox)
+        #expect(model.layers[0].bq != nil && !model.config.tiedOutput)
+        try Self.checkBatchInvariance(model, Self.sequences.map { Array($0.prefix(6)) })
+    }
+
     @Test(arguments: ["qwen2-Q4_K_M", "llama-Q4_1", "qwen2-Q8_0"])
     func batchInvarianceSynthetic(name: String) async throws {
         guard await ReferenceStore.shared.pythonReady() else {
