@@ -110,10 +110,12 @@ struct GenerateCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("[top logits after prompt: \(top.joined(separator: " "))]\n".utf8))
         }
         var generated: [Int32] = []
+        generated.reserveCapacity(maxTokens)
+        var logits = result.logits(request: 0)
         let decodeStart = Date()
         while generated.count < maxTokens {
             let position = cache.count
-            let next = sampler.sample(logits: result.logits(request: 0), params: params, position: position,
+            let next = sampler.sample(logits: logits, params: params, position: position,
                                       recentTokens: generated)
             generated.append(next)
             if printIds {
@@ -123,7 +125,7 @@ struct GenerateCommand: AsyncParsableCommand {
             }
             fflush(nil)
             if eos.contains(next) || cache.remaining == 0 { break }
-            result = try engine.forward([ForwardRequest(cache: cache, tokens: [next], logits: .last)])
+            logits = try engine.decode(cache: cache, token: next)
         }
         if !printIds { print(decoder.finish(), terminator: "") }
         print("")

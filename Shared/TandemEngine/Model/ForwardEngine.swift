@@ -38,6 +38,7 @@ public final class ForwardEngine: @unchecked Sendable {
     private var gate = Buf(), up = Buf(), scores = Buf(), logitsBuf = Buf(), gathered = Buf()
     private var tokSeq = IBuf(), tokPos = IBuf(), rowStart = IBuf(), rowCount = IBuf(), logitTokens = IBuf()
     private let matmulScratch = MatMulScratch()
+    private var decodeRequest: [ForwardRequest] = []
     private var ropeCos = Buf(), ropeSin = Buf()
 
     /// - Parameters:
@@ -66,8 +67,17 @@ public final class ForwardEngine: @unchecked Sendable {
     public func makeCache(capacity: Int) -> KVCache { KVCache(config: model.config, capacity: capacity) }
 
     /// Convenience for one sequence, one new token: returns the next-token logits (valid until the next call).
+    ///
+    /// Allocation-free in steady state: the one-element request array is kept and updated in place (so the
+    /// engine holds a reference to the last decoded cache until the next `decode`).
     public func decode(cache: KVCache, token: Int32) throws -> UnsafeBufferPointer<Float> {
-        try forward([ForwardRequest(cache: cache, tokens: [token], logits: .last)]).logits(request: 0)
+        if decodeRequest.isEmpty {
+            decodeRequest = [ForwardRequest(cache: cache, tokens: [token], logits: .last)]
+        } else {
+            decodeRequest[0].cache = cache
+            decodeRequest[0].tokens[0] = token
+        }
+        return try forward(decodeRequest).logits(request: 0)
     }
 
     /// Evaluates every request's new tokens, appends them to the requests' caches, and returns the logits
