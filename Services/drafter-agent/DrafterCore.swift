@@ -147,6 +147,9 @@ final class DrafterCore: @unchecked Sendable {
             await report(session, tokens: [], finish: .error, error: "cannot reach verifier: \(error)")
             return
         }
+        logger.debug("session started", metadata: [
+            "session": "\(id)", "verifier": "\(start.verifierID)", "resumed_tokens": "\(start.generated.count)",
+            "cancelled": "\(Task.isCancelled)"])
         // A resumed session may already be complete.
         if let finish = finishReason(session) {
             await report(session, tokens: [], finish: finish)
@@ -168,6 +171,7 @@ final class DrafterCore: @unchecked Sendable {
             }
             if Task.isCancelled { return }
             let n = session.committed.count
+            logger.trace("round", metadata: ["session": "\(id)", "position": "\(n)", "drafted": "\(draft.tokens.count)"])
             let request = VerifyRequest(
                 session: id, position: n, tokens: draft.tokens, distributions: draft.distributions,
                 lastToken: session.committed[n - 1],

@@ -61,19 +61,41 @@ actor SessionManager {
         events?.publish(.session(SessionEvent(session: session.id, phase: .started, model: modelName,
                                               promptTokens: request.promptTokens.count, outputTokens: 0,
                                               at: session.arrivedMillis)))
-        do {
-            try await openOnVerifier(session)
-            try await startOnDrafter(session)
-        } catch {
-            sessions[session.id] = nil
-            await closeEverywhere(session)
-            throw error
+        // A replica may die between its last heartbeat and our request: try others before giving up.
+        var failedVerifiers: Set<ReplicaID> = [], failedDrafters: Set<ReplicaID> = []
+        var lastError = GatewayError.unavailable("no replica could take the session")
+        for attempt in 0..<3 {
+            if attempt > 0 {
+                guard let v = await leastLoaded(.verifier, excluding: failedVerifiers),
+                      let d = await leastLoaded(.drafter, excluding: failedDrafters) else { break }
+                session.verifier = v.registration.replicaID
+                session.verifierEndpoint = v.registration.endpoint ?? ""
+                session.drafter = d.registration.replicaID
+            }
+            do {
+                try await openOnVerifier(session)
+            } catch {
+                failedVerifiers.insert(session.verifier)
+                lastError = error
+                continue
+            }
+            do {
+                try await startOnDrafter(session)
+                return (session.id, stream)
+            } catch {
+                failedDrafters.insert(session.drafter)
+                lastError = error
+                try? await control.post(.sessionClose(SessionClose(session: session.id, reason: "placement retry")),
+                                        replica: session.verifier)
+            }
         }
-        return (session.id, stream)
+        sessions[session.id] = nil
+        await closeEverywhere(session)
+        throw lastError
     }
 
-    private func leastLoaded(_ role: Role) async -> ReplicaInfo? {
-        let alive = await registry.alive(role: role)
+    private func leastLoaded(_ role: Role, excluding: Set<ReplicaID> = []) async -> ReplicaInfo? {
+        let alive = await registry.alive(role: role).filter { !excluding.contains($0.registration.replicaID) }
         let placed = Dictionary(grouping: sessions.values, by: { role == .verifier ? $0.verifier : $0.drafter })
             .mapValues(\.count)
         return alive.min {
@@ -104,7 +126,7 @@ actor SessionManager {
                                  verifierID: session.verifier, verifierEndpoint: session.verifierEndpoint, k: r.k,
                                  arrivedAt: session.arrivedMillis)
         do {
-            let reply = try await control.call(.sessionStart(start), replica: session.drafter, timeout: .seconds(10))
+            let reply = try await control.call(.sessionStart(start), replica: session.drafter, timeout: .seconds(3))
             guard case .ack = reply else { throw GatewayError.internalError("drafter answered \(reply.kind)") }
         } catch let error as GatewayError {
             throw error

@@ -24,12 +24,14 @@ struct FailoverTests {
         #expect(undisturbed.sawDone && !undisturbed.text.isEmpty)
 
         for role in ["verifier", "drafter-agent"] {
+            try await Task.sleep(for: .seconds(1))  // let heartbeats forget the previous session
+            let since = Date().timeIntervalSince1970 * 1000 + 200
             let stream = Task { try await cluster.streamEvents("/v1/chat/completions", Self.body) }
             // Find the replica serving the session (heartbeats report its session count) and kill it.
             var victim: String?
             let deadline = ContinuousClock.now + .seconds(20)
             while victim == nil, ContinuousClock.now < deadline {
-                victim = try await cluster.busyReplicas(role: role).first
+                victim = try await cluster.busyReplicas(role: role, since: since).first
                 if victim == nil { try await Task.sleep(for: .milliseconds(20)) }
             }
             guard let victim else {

@@ -104,13 +104,14 @@ final class TestCluster: Sendable {
         return r.text.components(separatedBy: "\n\n").filter { $0.hasPrefix("data: ") }.map { String($0.dropFirst(6)) }
     }
 
-    /// Replica ids of a role that report at least one active session (from heartbeats).
-    func busyReplicas(role: String) async throws -> [String] {
+    /// Replica ids of a role that report at least one active session in a heartbeat sent after
+    /// `since` (epoch ms; older heartbeats may describe a session that already ended).
+    func busyReplicas(role: String, since: Double = 0) async throws -> [String] {
         let r = try await request("GET", "/v1/cluster")
         let replicas = (r.json?["replicas"] as? [[String: Any]]) ?? []
         return replicas.compactMap { info in
             guard let reg = info["registration"] as? [String: Any], reg["role"] as? String == role,
-                  info["alive"] as? Bool == true,
+                  info["alive"] as? Bool == true, (info["lastHeartbeat"] as? Double ?? 0) > since,
                   let load = info["load"] as? [String: Any], (load["activeSessions"] as? Int ?? 0) > 0
             else { return nil }
             return reg["replicaID"] as? String
