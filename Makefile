@@ -39,7 +39,7 @@ test-models: build
 
 test: test-models
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	$(SWIFT) test --skip-build --no-parallel
 
 demo: build-release
 	$(RELEASE_BIN)/tandem models fetch qwen2.5-coder-1.5b-instruct qwen2.5-coder-0.5b-instruct

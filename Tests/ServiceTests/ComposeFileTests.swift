@@ -9,18 +9,11 @@ import Testing
         .deletingLastPathComponent()
 
     /// The compose file as JSON (PyYAML resolves anchors and merge keys).
-    func loadCompose() throws -> [String: Any] {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c",
-                             "import json,sys,yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
-                             Self.root.appendingPathComponent("compose/docker-compose.yml").path]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "PyYAML must parse compose/docker-compose.yml")
+    func loadCompose() async throws -> [String: Any] {
+        let (status, data) = try await runProcess(
+            ["python3", "-c", "import json,sys,yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
+             Self.root.appendingPathComponent("compose/docker-compose.yml").path])
+        #expect(status == 0, "PyYAML must parse compose/docker-compose.yml")
         return try #require((try? JSONSerialization.jsonObject(with: data)) as? [String: Any])
     }
 
@@ -33,8 +26,8 @@ import Testing
         })
     }
 
-    @Test func everyServiceRunsAProductAndEveryEndpointIsBound() throws {
-        let compose = try loadCompose()
+    @Test func everyServiceRunsAProductAndEveryEndpointIsBound() async throws {
+        let compose = try await loadCompose()
         let services = try #require(compose["services"] as? [String: [String: Any]])
         let products = try products()
         #expect(products == ["gateway", "drafter-agent", "verifier", "estimator", "config-advisor", "metrics-store", "tandem"])

@@ -62,18 +62,11 @@ struct FailoverTests {
         }
         let cluster = try await TestCluster.start(target: small, draft: small)
         defer { Task { await cluster.stop() } }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", referenceDirectory.appendingPathComponent("openai_client_check.py").path,
-                             cluster.http + "/v1"]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = out
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        let (status, data) = try await runProcess(
+            ["python3", referenceDirectory.appendingPathComponent("openai_client_check.py").path, cluster.http + "/v1"],
+            mergeStandardError: true)
         let output = String(decoding: data, as: UTF8.self)
-        #expect(process.terminationStatus == 0, "\(output)")
+        #expect(status == 0, "\(output)")
         #expect(output.contains("OK non-stream") && output.contains("OK stream"), "\(output)")
         await cluster.stop()
     }

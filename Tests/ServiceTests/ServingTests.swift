@@ -13,18 +13,12 @@ enum SyntheticPair {
         let draft: String
     }
 
-    static func make() throws -> Paths {
+    static func make() async throws -> Paths {
         let dir = NSTemporaryDirectory() + "tandem-syn-\(UUID().uuidString.prefix(8))"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", referenceDirectory.appendingPathComponent("make_synthetic.py").path,
-                             "--out-dir", dir, "--arch", "qwen2", "--types", "Q8_0", "--draft"]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0,
+        let (status, data) = try await runProcess(
+            ["python3", referenceDirectory.appendingPathComponent("make_synthetic.py").path,
+             "--out-dir", dir, "--arch", "qwen2", "--types", "Q8_0", "--draft"])
+        guard status == 0,
               let list = (try? JSONSerialization.jsonObject(with: data)) as? [[String: Any]],
               let target = list.first(where: { $0["role"] as? String == "target" })?["path"] as? String,
               let draft = list.first(where: { $0["role"] as? String == "draft" })?["path"] as? String
@@ -74,7 +68,7 @@ struct ServingTests {
     static let prompts: [[Int32]] = [[72, 101, 108, 108, 111], [40, 32, 108, 105, 107, 101, 32], [100, 101, 102, 32, 102]]
 
     @Test func speculativeOutputEqualsTheTargetsOwnOutput() async throws {
-        let pair = try SyntheticPair.make()
+        let pair = try await SyntheticPair.make()
         let reference = try TargetOnly(path: pair.target)
         let cluster = try await TestCluster.start(target: pair.target, draft: pair.draft, verifiers: 1, drafters: 2)
         defer { Task { await cluster.stop() } }
@@ -151,7 +145,7 @@ struct ServingTests {
     }
 
     @Test func badInputGetsOpenAIStyleErrorsAndTheGatewayKeepsServing() async throws {
-        let pair = try SyntheticPair.make()
+        let pair = try await SyntheticPair.make()
         let cluster = try await TestCluster.start(target: pair.target, draft: pair.draft)
         defer { Task { await cluster.stop() } }
         func expectError(_ r: TestCluster.HTTPResult, _ status: Int, _ what: String) {

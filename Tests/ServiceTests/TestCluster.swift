@@ -144,3 +144,22 @@ func cachedModel(_ fileName: String) -> String? {
     let path = dir + "/" + fileName
     return FileManager.default.fileExists(atPath: path) ? path : nil
 }
+
+/// Runs a command to completion on its own thread (never on Swift's cooperative pool, which has
+/// only as many threads as cores) and returns its exit status and combined output.
+func runProcess(_ arguments: [String], mergeStandardError: Bool = false) async throws -> (status: Int32, output: Data) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = arguments
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardError = mergeStandardError ? out : FileHandle.nullDevice
+    try process.run()
+    return await withCheckedContinuation { continuation in
+        Thread.detachNewThread {
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            continuation.resume(returning: (process.terminationStatus, data))
+        }
+    }
+}
