@@ -247,7 +247,7 @@ struct GGUFParser {
             guard off % alignment == 0 else {
                 throw GGUFError(.badOffset, "tensor '\(name)' data offset \(off) is not aligned to \(alignment) (\(path))")
             }
-            let bytes = elements / type.blockSize * type.blockBytes
+            let bytes = elements / type.blockSize * type.bytesPerBlock
             raws.append(Raw(name: name, dims: dims, type: type, offset: off, bytes: bytes))
         }
 

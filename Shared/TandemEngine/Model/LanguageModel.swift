@@ -65,7 +65,8 @@ public final class LanguageModel: Sendable {
             guard t.dimensions.count == 2, t.columns == cols, t.rows == rows else {
                 throw GGUFError(.missing, "tensor '\(name)' has shape \(t.dimensions), expected [\(cols), \(rows)]")
             }
-            guard let type = GGMLType(rawValue: t.type.rawValue), type.isSupported else {
+            let type = t.type
+            guard type.isSupported else {
                 throw GGUFError(.unsupportedType, "tensor '\(name)' type \(t.type) cannot be used as a weight matrix")
             }
             return WeightMatrix(type: type, rows: rows, cols: cols, data: gguf.tensorData(t))
@@ -75,7 +76,8 @@ public final class LanguageModel: Sendable {
             guard t.elementCount == count else {
                 throw GGUFError(.missing, "tensor '\(name)' has \(t.elementCount) elements, expected \(count)")
             }
-            guard let type = GGMLType(rawValue: t.type.rawValue), type.isSupported else {
+            let type = t.type
+            guard type.isSupported else {
                 throw GGUFError(.unsupportedType, "tensor '\(name)' has unsupported type \(t.type)")
             }
             var out = [Float](repeating: 0, count: count)
