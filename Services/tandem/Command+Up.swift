@@ -41,6 +41,8 @@ struct UpCommand: AsyncParsableCommand {
         plan.draftModel = draftModel ?? (small ? "smollm2-135m-instruct" : nil)
         guard drafters >= 1, verifiers >= 1 else { throw ValidationError("need at least one drafter and one verifier") }
 
+        try await fetchMissingModels([plan.targetModel ?? "qwen2.5-coder-1.5b-instruct",
+                                      plan.draftModel ?? "qwen2.5-coder-0.5b-instruct"], logger: logger)
         let launcher = try ClusterLauncher(plan: plan, logger: logger)
         let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
         do {
@@ -68,6 +70,17 @@ struct UpCommand: AsyncParsableCommand {
 }
 
 extension UpCommand {
+    /// Fetches catalog models that are not cached yet (with progress); paths are left alone.
+    func fetchMissingModels(_ names: [String], logger: Logger) async throws {
+        let store = ModelStore(logger: logger)
+        for name in Set(names) {
+            guard let spec = ModelCatalog.spec(named: name), !store.isVerified(spec),
+                  !FileManager.default.fileExists(atPath: store.path(for: spec).path) else { continue }
+            say("Fetching \(spec.name) (\(spec.summary))...")
+            _ = try await store.fetch(spec) { line in say(line) }
+        }
+    }
+
     func runDemo(http: String) async throws {
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
         defer { Task { try? await client.shutdown() } }
