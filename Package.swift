@@ -103,16 +103,17 @@ let package = Package(
                           path: "Services/tandem"),
 
         // MARK: Tests
+        .target(name: "TandemTestSupport", dependencies: ["TandemEngine"], path: "Tests/TandemTestSupport"),
         .testTarget(name: "TandemBusTests", dependencies: ["TandemBus"], path: "Tests/TandemBusTests"),
         .testTarget(name: "TandemWireTests", dependencies: ["TandemWire", propertyBased],
                     path: "Tests/TandemWireTests"),
-        .testTarget(name: "TandemEngineTests", dependencies: ["TandemEngine", "TandemKernels"],
+        .testTarget(name: "TandemEngineTests", dependencies: ["TandemEngine", "TandemKernels", "TandemTestSupport"],
                     path: "Tests/TandemEngineTests", resources: [.copy("Fixtures")]),
-        .testTarget(name: "TandemSpeculativeTests", dependencies: ["TandemSpeculative", "TandemEngine"],
+        .testTarget(name: "TandemSpeculativeTests", dependencies: ["TandemSpeculative", "TandemEngine", "TandemTestSupport"],
                     path: "Tests/TandemSpeculativeTests"),
         .testTarget(name: "ServiceTests",
                     dependencies: ["TandemService", "TandemServing", "TandemEngine", "TandemSpeculative", "MetricsStore",
-                                   "Gateway", "Estimator", "ConfigAdvisor", "Verifier", "DrafterAgent"],
+                                   "Gateway", "Estimator", "ConfigAdvisor", "Verifier", "DrafterAgent", "TandemTestSupport"],
                     path: "Tests/ServiceTests"),
     ]
 )

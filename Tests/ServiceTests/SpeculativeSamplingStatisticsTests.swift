@@ -2,18 +2,13 @@ import Foundation
 import Logging
 import TandemEngine
 import TandemSpeculative
+import TandemTestSupport
 import Testing
 
 /// Exact-mode speculative sampling on real (tiny, synthetic) draft and target models: over many
 /// seeds, the distribution of the first emitted token must be the target's own distribution
 /// (a chi-square test that a wrong rule fails), and coupled mode must reproduce target sampling.
 @Suite struct SpeculativeSamplingStatisticsTests {
-    /// Chi-square critical value at significance 0.001 (Wilson–Hilferty approximation).
-    static func critical(degrees k: Int) -> Double {
-        let k = Double(k), z = 3.09
-        return k * pow(1 - 2 / (9 * k) + z * (2 / (9 * k)).squareRoot(), 3)
-    }
-
     @Test func firstEmittedTokenFollowsTheTargetDistribution() async throws {
         let pair = try await SyntheticPair.make()
         let target = try LanguageModel.load(path: pair.target, logger: Logger(label: "test"))
@@ -63,9 +58,9 @@ import Testing
         let degrees = p.tokens.count - 1
         #expect(degrees >= 2)
         #expect(accepted > 0 && accepted < trials, "some drafts accepted, some rejected (\(accepted)/\(trials))")
-        #expect(chiSquare(exactCounts) < Self.critical(degrees: degrees),
+        #expect(chiSquare(exactCounts) < Statistics.chiSquareCritical(dof: degrees),
                 "exact speculative sampling deviates from the target: chi2 \(chiSquare(exactCounts))")
-        #expect(chiSquare(wrongCounts) > Self.critical(degrees: degrees),
+        #expect(chiSquare(wrongCounts) > Statistics.chiSquareCritical(dof: degrees),
                 "the test must be able to fail: sampling the draft itself gave chi2 \(chiSquare(wrongCounts))")
 
         // Coupled mode: the emitted token is exactly the target-only sample for every seed.

@@ -1,4 +1,5 @@
 import Foundation
+import TandemTestSupport
 import Testing
 import TandemEngine
 
@@ -6,7 +7,7 @@ import TandemEngine
 struct SamplerTests {
     /// Reference truncation by full sort (what the partial selections must reproduce).
     static func reference(_ logits: [Float], _ p: SamplingParams) -> [(Int32, Double)] {
-        let probs = samplingSoftmax(logits, temperature: p.temperature)
+        let probs = Statistics.softmax(logits, temperature: p.temperature)
         var order = probs.indices.sorted { probs[$0] > probs[$1] || (probs[$0] == probs[$1] && $0 < $1) }
         let pmax = probs[order[0]]
         if p.minP > 0 { order = order.filter { probs[$0] >= Double(p.minP) * pmax * (1 - 1e-6) } }
@@ -49,7 +50,7 @@ struct SamplerTests {
 
     @Test("top-k keeps exactly the k most likely tokens, sorted, renormalized", arguments: [1, 5, 40, 200])
     func topK(k: Int) {
-        var rng = SamplingTestRNG(seed: UInt64(k))
+        var rng = TestRNG(seed: UInt64(k))
         let logits = rng.logits(1000)
         let p = SamplingParams(temperature: 0.9, topK: k, seed: 1)
         let s = Sampler(vocabSize: 1000)
@@ -60,7 +61,7 @@ struct SamplerTests {
 
     @Test("top-p keeps the smallest prefix reaching the mass", arguments: [0.1, 0.5, 0.9, 0.99])
     func topP(mass: Double) {
-        var rng = SamplingTestRNG(seed: UInt64(mass * 1000))
+        var rng = TestRNG(seed: UInt64(mass * 1000))
         let logits = rng.logits(5000, scale: 2)
         let p = SamplingParams(temperature: 1.2, topP: Float(mass), seed: 1)
         let s = Sampler(vocabSize: 5000)
@@ -80,7 +81,7 @@ struct SamplerTests {
         var logits: [Float] = [1, 2, 3, -.infinity, 0]
         let s = Sampler(vocabSize: 5)
         s.computeDistribution(logits: logits, params: SamplingParams(temperature: 2))
-        let ref = samplingSoftmax([1, 2, 3, 0].map { $0 }, temperature: 2)
+        let ref = Statistics.softmax([1, 2, 3, 0].map { $0 }, temperature: 2)
         #expect(s.distribution.tokens == [0, 1, 2, 4])
         for (i, t) in [0, 1, 2, 4].enumerated() { #expect(abs(Double(s.distribution.probability(of: Int32(t))) - ref[i]) < 1e-6) }
         logits = [.infinity, 0, 0, 0, 0]
@@ -90,7 +91,7 @@ struct SamplerTests {
 
     @Test("large vocabulary top-k agrees with a full sort")
     func largeVocabulary() {
-        var rng = SamplingTestRNG(seed: 77)
+        var rng = TestRNG(seed: 77)
         let v = 151_936
         let logits = rng.logits(v, scale: 3)
         let s = Sampler(vocabSize: v)
@@ -104,7 +105,7 @@ struct SamplerTests {
 
     @Test("same seed and position give the same token; other seeds vary")
     func reproducible() {
-        var rng = SamplingTestRNG(seed: 5)
+        var rng = TestRNG(seed: 5)
         let logits = rng.logits(300, scale: 1)
         let a = Sampler(vocabSize: 300), b = Sampler(vocabSize: 300)
         var distinct = Set<Int32>()
@@ -123,11 +124,11 @@ struct SamplerTests {
 
     @Test("pruned Gumbel-max equals the plain argmax of log p + g")
     func gumbelPruningIsExact() {
-        var rng = SamplingTestRNG(seed: 31)
+        var rng = TestRNG(seed: 31)
         for trial in 0..<300 {
             let n = [2, 10, 1000, 20_000][trial % 4]
             let logits = rng.logits(n, scale: trial % 3 == 0 ? 6 : 1)
-            let probs = samplingSoftmax(logits).map(Float.init)
+            let probs = Statistics.softmax(logits).map(Float.init)
             let tokens = (0..<n).map { Int32($0 * 3 + 1) }
             let random = PositionRandom(seed: UInt64(trial))
             // Plain definition: argmax over the support of log p + Gumbel(seed, position, token).
@@ -146,7 +147,7 @@ struct SamplerTests {
     func frequencies() {
         let logits: [Float] = [0.3, -1, 2, 0.1, 1.2, -0.5, 0.8, -2, 1.5, 0]
         let params = SamplingParams(temperature: 0.9, seed: 0)
-        let expected = samplingSoftmax(logits, temperature: 0.9)
+        let expected = Statistics.softmax(logits, temperature: 0.9)
         let s = Sampler(vocabSize: 10)
         var counts = [Int](repeating: 0, count: 10)
         for trial in 0..<60_000 {
@@ -154,16 +155,16 @@ struct SamplerTests {
             p.seed = UInt64(trial % 97)
             counts[Int(s.sample(logits: logits, params: p, position: trial / 97))] += 1
         }
-        let (stat, dof) = samplingChiSquare(observed: counts, expected: expected)
-        #expect(stat < samplingChiSquareCritical(dof: dof), "chi2 \(stat) dof \(dof)")
+        let (stat, dof) = Statistics.chiSquare(observed: counts, expected: expected)
+        #expect(stat < Statistics.chiSquareCritical(dof: dof), "chi2 \(stat) dof \(dof)")
         // Sanity: the test can fail: the same counts against a different temperature are rejected.
-        let wrong = samplingChiSquare(observed: counts, expected: samplingSoftmax(logits, temperature: 1.1))
-        #expect(wrong.stat > samplingChiSquareCritical(dof: wrong.dof))
+        let wrong = Statistics.chiSquare(observed: counts, expected: Statistics.softmax(logits, temperature: 1.1))
+        #expect(wrong.stat > Statistics.chiSquareCritical(dof: wrong.dof))
     }
 
     @Test("top-k sampling never leaves the support and matches its renormalized mass")
     func truncatedFrequencies() {
-        var rng = SamplingTestRNG(seed: 99)
+        var rng = TestRNG(seed: 99)
         let logits = rng.logits(64)
         let params = SamplingParams(temperature: 1, topK: 6, seed: 0)
         let s = Sampler(vocabSize: 64)
@@ -176,8 +177,8 @@ struct SamplerTests {
             #expect(idx != nil)
             if let idx { counts[idx] += 1 }
         }
-        let (stat, dof) = samplingChiSquare(observed: counts, expected: support.probs.map(Double.init))
-        #expect(stat < samplingChiSquareCritical(dof: dof), "chi2 \(stat)")
+        let (stat, dof) = Statistics.chiSquare(observed: counts, expected: support.probs.map(Double.init))
+        #expect(stat < Statistics.chiSquareCritical(dof: dof), "chi2 \(stat)")
     }
 
     @Test("repetition penalty lowers repeated tokens once per distinct token, within the window")
@@ -192,7 +193,7 @@ struct SamplerTests {
         // Negative logits get multiplied; probabilities follow the penalized logits.
         s.computeDistribution(logits: logits, params: SamplingParams(temperature: 1, repetitionPenalty: 2),
                               recentTokens: [2, 1])
-        let ref = samplingSoftmax([2, 1, -2, 0.5])
+        let ref = Statistics.softmax([2, 1, -2, 0.5])
         for t in 0..<4 { #expect(abs(Double(s.distribution.probability(of: Int32(t))) - ref[t]) < 1e-6) }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import TandemTestSupport
 import Testing
 import TandemEngine
 
@@ -48,13 +49,13 @@ struct SamplingRandomTests {
             }
         }
         #expect(minU > 0 && maxU < 1)
-        let (stat, dof) = samplingChiSquare(observed: counts, expected: [Double](repeating: 0.01, count: 100))
-        #expect(stat < samplingChiSquareCritical(dof: dof), "chi2 \(stat) dof \(dof)")
+        let (stat, dof) = Statistics.chiSquare(observed: counts, expected: [Double](repeating: 0.01, count: 100))
+        #expect(stat < Statistics.chiSquareCritical(dof: dof), "chi2 \(stat) dof \(dof)")
         // Consecutive positions at a fixed index (the accept stream) too.
         var c2 = [Int](repeating: 0, count: 20)
         for pos in 0..<100_000 { c2[min(Int(r.uniform(position: pos, stream: .accept) * 20), 19)] += 1 }
-        let t2 = samplingChiSquare(observed: c2, expected: [Double](repeating: 0.05, count: 20))
-        #expect(t2.stat < samplingChiSquareCritical(dof: t2.dof), "chi2 \(t2.stat)")
+        let t2 = Statistics.chiSquare(observed: c2, expected: [Double](repeating: 0.05, count: 20))
+        #expect(t2.stat < Statistics.chiSquareCritical(dof: t2.dof), "chi2 \(t2.stat)")
     }
 
     @Test("Gumbel noise has the Gumbel mean and variance")

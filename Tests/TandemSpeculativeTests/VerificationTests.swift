@@ -1,4 +1,5 @@
 import Foundation
+import TandemTestSupport
 import Testing
 import TandemEngine
 import TandemSpeculative
@@ -238,10 +239,10 @@ struct VerificationTests {
         // The real verifier, one full round of K = 3 per trial (second token: accepted draft, correction or
         // the next round's output).
         let exact = Self.exactRounds(target: target, draft: draft, params: base, trials: trials)
-        let c1 = chiSquare(observed: exact.first, expected: p1)
-        let c2 = chiSquare(observed: exact.second, expected: p2)
-        #expect(c1.stat < chiSquareCritical(dof: c1.dof), "first token chi2 \(c1.stat) dof \(c1.dof)")
-        #expect(c2.stat < chiSquareCritical(dof: c2.dof), "second token chi2 \(c2.stat) dof \(c2.dof)")
+        let c1 = Statistics.chiSquare(observed: exact.first, expected: p1)
+        let c2 = Statistics.chiSquare(observed: exact.second, expected: p2)
+        #expect(c1.stat < Statistics.chiSquareCritical(dof: c1.dof), "first token chi2 \(c1.stat) dof \(c1.dof)")
+        #expect(c2.stat < Statistics.chiSquareCritical(dof: c2.dof), "second token chi2 \(c2.stat) dof \(c2.dof)")
 
         // Wrong rule 1: on rejection resample from p instead of the residual (biased towards q's tokens).
         let resampleP: Rule = { p, q, x, random, pos in
@@ -253,14 +254,14 @@ struct VerificationTests {
             return p.tokens.last!
         }
         let wrong = Self.exactRounds(target: target, draft: draft, params: base, trials: trials, rule: resampleP)
-        let w1 = chiSquare(observed: wrong.first, expected: p1)
-        #expect(w1.stat > chiSquareCritical(dof: w1.dof), "wrong rule not detected: chi2 \(w1.stat)")
+        let w1 = Statistics.chiSquare(observed: wrong.first, expected: p1)
+        #expect(w1.stat > Statistics.chiSquareCritical(dof: w1.dof), "wrong rule not detected: chi2 \(w1.stat)")
 
         // Wrong rule 2: always accept (the output is the draft distribution).
         let always = Self.exactRounds(target: target, draft: draft, params: base, trials: trials) { _, _, _, _, _ in nil }
-        let w2 = chiSquare(observed: always.first, expected: p1)
-        #expect(w2.stat > chiSquareCritical(dof: w2.dof), "always-accept not detected: chi2 \(w2.stat)")
-        print("exact-mode chi2 (critical \(chiSquareCritical(dof: c1.dof))): first \(c1.stat), second \(c2.stat); "
+        let w2 = Statistics.chiSquare(observed: always.first, expected: p1)
+        #expect(w2.stat > Statistics.chiSquareCritical(dof: w2.dof), "always-accept not detected: chi2 \(w2.stat)")
+        print("exact-mode chi2 (critical \(Statistics.chiSquareCritical(dof: c1.dof))): first \(c1.stat), second \(c2.stat); "
               + "resample-from-p rule \(w1.stat), always-accept rule \(w2.stat)")
     }
 
