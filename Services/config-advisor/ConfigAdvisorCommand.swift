@@ -94,12 +94,9 @@ struct ConfigAdvisorCommand: AsyncParsableCommand {
             let advertised = AdvertisedHost.advertise(bound, host: common.resolvedAdvertiseHost())
             var services: [any Service] = [server]
             if register {
-                let registration = Registration(
-                    role: .configAdvisor, replicaID: replicaID, endpoint: advertised,
-                    pid: ProcessInfo.processInfo.processIdentifier, version: "tandem-0.1",
-                    attributes: ["metrics_query": storeEndpoint])
-                services.append(try ControlAgent(context: context, gateway: common.gatewayControlEndpoint(),
-                                                 registration: registration, logger: logger))
+                services.append(try ControlAgent.forReplica(
+                    role: .configAdvisor, common: common, context: context, logger: logger, advertisedEndpoint: advertised,
+                    attributes: ["metrics_query": storeEndpoint]))
             }
             logger.info("config-advisor running", metadata: [
                 "bind": "\(bound)", "advertised": "\(advertised)", "metrics_query": "\(storeEndpoint)",

@@ -62,12 +62,9 @@ struct EstimatorCommand: AsyncParsableCommand {
             let advertised = AdvertisedHost.advertise(bound, host: common.resolvedAdvertiseHost())
             var services: [any Service] = [server]
             if register {
-                let registration = Registration(
-                    role: .estimator, replicaID: replicaID, endpoint: advertised,
-                    pid: ProcessInfo.processInfo.processIdentifier, version: "tandem-0.1",
-                    attributes: ["events_sub": eventsSub])
-                services.append(try ControlAgent(context: context, gateway: common.gatewayControlEndpoint(),
-                                                 registration: registration, logger: logger))
+                services.append(try ControlAgent.forReplica(
+                    role: .estimator, common: common, context: context, logger: logger, advertisedEndpoint: advertised,
+                    attributes: ["events_sub": eventsSub]))
             }
             logger.info("estimator running", metadata: ["bind": "\(bound)", "advertised": "\(advertised)",
                                                         "events_sub": "\(eventsSub)", "forgetting": "\(lambda)"])

@@ -103,13 +103,10 @@ struct MetricsStoreCommand: AsyncParsableCommand {
             // ingest queue into the database, then stop forwarding events.
             var services: [any Service] = [ProxyService(proxy: proxy), ingest, EndpointService(endpoint: queryEndpoint)]
             if register {
-                let registration = Registration(
-                    role: .metricsStore, replicaID: replicaID, endpoint: advertised,
-                    pid: ProcessInfo.processInfo.processIdentifier, version: TandemVersion.current,
+                services.append(try ControlAgent.forReplica(
+                    role: .metricsStore, common: common, context: context, logger: logger, advertisedEndpoint: advertised,
                     attributes: ["xsub": AdvertisedHost.advertise(proxy.frontendEndpoint, host: common.resolvedAdvertiseHost()),
-                                 "xpub": AdvertisedHost.advertise(proxy.backendEndpoint, host: common.resolvedAdvertiseHost())])
-                services.append(try ControlAgent(context: context, gateway: common.gatewayControlEndpoint(),
-                                                 registration: registration, logger: logger))
+                                 "xpub": AdvertisedHost.advertise(proxy.backendEndpoint, host: common.resolvedAdvertiseHost())]))
             }
             logger.info("metrics-store running",
                         metadata: ["xsub": "\(proxy.frontendEndpoint)", "xpub": "\(proxy.backendEndpoint)",

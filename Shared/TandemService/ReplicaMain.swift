@@ -15,17 +15,34 @@ public enum ReplicaMain {
         handler: @escaping @Sendable (Envelope, BusIncoming) async -> WireMessage? = { _, _ in nil },
         agentReady: (ControlAgent) -> Void = { _ in }
     ) async throws {
-        let registration = Registration(
-            role: role, replicaID: common.resolvedReplicaID(role: role.rawValue), endpoint: advertisedEndpoint,
-            model: model, device: device, pid: ProcessInfo.processInfo.processIdentifier, version: TandemVersion.current,
-            attributes: attributes)
-        let agent = try ControlAgent(context: context, gateway: try common.gatewayControlEndpoint(),
-                                     registration: registration, logger: logger, load: load, handler: handler)
+        let agent = try ControlAgent.forReplica(
+            role: role, common: common, context: context, logger: logger, advertisedEndpoint: advertisedEndpoint,
+            model: model, device: device, attributes: attributes, load: load, handler: handler)
         agentReady(agent)
-        var fields: KeyValuePairs<String, String> = ["id": registration.replicaID]
-        if let advertisedEndpoint { fields = ["id": registration.replicaID, "endpoint": advertisedEndpoint] }
+        let id = agent.registration.replicaID
+        var fields: KeyValuePairs<String, String> = ["id": id]
+        if let advertisedEndpoint { fields = ["id": id, "endpoint": advertisedEndpoint] }
         ReadyLine.announce(fields)
         try await ServiceRunner.run([agent] + services, context: context, logger: logger)
+    }
+}
+
+extension ControlAgent {
+    /// The control agent of this process's replica: its registration (id from the common options,
+    /// this process's pid, ``TandemVersion/current``) with the gateway named by the common options.
+    public static func forReplica(
+        role: Role, common: CommonOptions, context: BusContext, logger: Logger,
+        advertisedEndpoint: String? = nil, model: String? = nil, device: DeviceProfile? = nil,
+        attributes: [String: String] = [:],
+        load: @escaping @Sendable () async -> ReplicaLoad = { ReplicaLoad() },
+        handler: @escaping @Sendable (Envelope, BusIncoming) async -> WireMessage? = { _, _ in nil }
+    ) throws -> ControlAgent {
+        let registration = Registration(
+            role: role, replicaID: common.resolvedReplicaID(role: role.rawValue), endpoint: advertisedEndpoint,
+            model: model, device: device, pid: ProcessInfo.processInfo.processIdentifier,
+            version: TandemVersion.current, attributes: attributes)
+        return try ControlAgent(context: context, gateway: try common.gatewayControlEndpoint(),
+                                registration: registration, logger: logger, load: load, handler: handler)
     }
 }
 
