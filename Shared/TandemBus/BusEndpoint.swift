@@ -50,14 +50,7 @@ public final class BusEndpoint: Sendable {
         let counters = BusCounters()
         self.counters = counters
         let name = isRouter ? "bus-router" : "bus-dealer"
-        let worker: SocketWorker
-        do {
-            worker = try SocketWorker(name: name, context: context)
-        } catch {
-            socket.close()
-            monitor?.close()
-            throw error
-        }
+        let worker = try SocketWorker(name: name, context: context, owning: [socket] + (monitor.map { [$0] } ?? []))
         self.worker = worker
         let inbox = BusStream<BusIncoming>(capacity: options.inboxCapacity, wake: { [weak worker] in worker?.wake() })
         self.inbox = inbox

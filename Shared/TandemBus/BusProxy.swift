@@ -31,13 +31,7 @@ public final class BusProxy: Sendable {
         self.backendEndpoint = backendEndpoint
         let counters = BusCounters()
         self.counters = counters
-        do {
-            worker = try SocketWorker(name: "bus-proxy", context: context)
-        } catch {
-            frontend.close()
-            backend.close()
-            throw error
-        }
+        worker = try SocketWorker(name: "bus-proxy", context: context, owning: [frontend, backend])
         try worker.start(core: ProxyCore(frontend: frontend, backend: backend, counters: counters, logger: logger))
         logger.debug("bus proxy running", metadata: ["xsub": "\(frontendEndpoint)", "xpub": "\(backendEndpoint)"])
     }

@@ -33,12 +33,7 @@ public final class BusPublisher: Sendable {
         self.counters = counters
         let core = StreamCore<Never>(socket: socket, counters: counters, inbox: nil, logger: logger, decode: { _ in nil })
         self.core = core
-        do {
-            worker = try SocketWorker(name: "bus-pub", context: context)
-        } catch {
-            socket.close()
-            throw error
-        }
+        worker = try SocketWorker(name: "bus-pub", context: context, owning: [socket])
         try worker.start(core: core)
     }
 

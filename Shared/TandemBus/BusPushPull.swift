@@ -26,12 +26,7 @@ public final class BusPusher: Sendable {
         self.counters = counters
         let core = StreamCore<Never>(socket: socket, counters: counters, inbox: nil, logger: logger, decode: { _ in nil })
         self.core = core
-        do {
-            worker = try SocketWorker(name: "bus-push", context: context)
-        } catch {
-            socket.close()
-            throw error
-        }
+        worker = try SocketWorker(name: "bus-push", context: context, owning: [socket])
         try worker.start(core: core)
     }
 
@@ -74,13 +69,7 @@ public final class BusPuller: Sendable {
         self.endpoint = endpoint
         let counters = BusCounters()
         self.counters = counters
-        let worker: SocketWorker
-        do {
-            worker = try SocketWorker(name: "bus-pull", context: context)
-        } catch {
-            socket.close()
-            throw error
-        }
+        let worker = try SocketWorker(name: "bus-pull", context: context, owning: [socket])
         self.worker = worker
         let messages = BusStream<[UInt8]>(capacity: options.inboxCapacity, wake: { [weak worker] in worker?.wake() })
         self.messages = messages

@@ -46,13 +46,7 @@ public final class BusSubscriber: Sendable {
         self.endpoint = endpoint
         let counters = BusCounters()
         self.counters = counters
-        let worker: SocketWorker
-        do {
-            worker = try SocketWorker(name: "bus-sub", context: context)
-        } catch {
-            socket.close()
-            throw error
-        }
+        let worker = try SocketWorker(name: "bus-sub", context: context, owning: [socket])
         self.worker = worker
         let messages = BusStream<BusMessage>(capacity: options.inboxCapacity, wake: { [weak worker] in worker?.wake() })
         self.messages = messages

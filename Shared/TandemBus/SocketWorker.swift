@@ -51,6 +51,17 @@ final class SocketWorker: @unchecked Sendable {
     private var core: (any WorkerCore)?
     private weak var context: BusContext?
 
+    /// A worker for sockets that already exist: if the worker cannot be created, the sockets are
+    /// closed before the error propagates (nothing else owns them yet).
+    convenience init(name: String, context: BusContext, owning sockets: [ZMQSocket]) throws {
+        do {
+            try self.init(name: name, context: context)
+        } catch {
+            for socket in sockets { socket.close() }
+            throw error
+        }
+    }
+
     init(name: String, context: BusContext) throws {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else {
