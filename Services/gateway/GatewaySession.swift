@@ -1,5 +1,6 @@
 import Foundation
 import TandemEngine
+import TandemService
 import TandemWire
 
 /// What a client-facing request handler receives about its session.
@@ -115,8 +116,4 @@ final class GatewaySession: @unchecked Sendable {
         guard let first = firstTokenAt, let last = lastTokenAt, generated.count > 1 else { return nil }
         return (last - first).milliseconds / Double(generated.count - 1)
     }
-}
-
-extension Duration {
-    var milliseconds: Double { Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15 }
 }

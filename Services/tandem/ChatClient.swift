@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import TandemService
 
 /// A small OpenAI-protocol client for `tandem up --demo` and `tandem bench serve`: streams a chat
 /// completion over SSE and measures TTFT and per-token times on the client side.
@@ -82,7 +83,5 @@ struct ChatClient: Sendable {
         return result
     }
 
-    static func seconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
-    }
+    static func seconds(_ d: Duration) -> Double { d.milliseconds / 1000 }
 }
