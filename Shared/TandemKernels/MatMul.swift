@@ -4,7 +4,10 @@ import _Builtin_intrinsics.intel
 ///
 /// Fast paths (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K) quantize the activations of each
 /// token on the fly (Q8_0-style per 32 values, or Q8_K-style per 256 values with per-16 sums) and
-/// run AVX2 integer dot products (`maddubs`/`madd`). Each weight block is unpacked once and
+/// run AVX2 integer dot products (`maddubs`/`madd`). Q4_0, Q4_1 and Q5_1 take int16 activations
+/// instead (per 32 values, `madd` on widened weights): on their row-major kernels that costs the
+/// same multiply-port work as int8 (two ops per 32 products either way) and removes the int8
+/// rounding error, which on SmolLM2-135M (Q4_1) moved logits by up to 3.9 % of their range. Each weight block is unpacked once and
 /// reused for a tile of up to 4 tokens, which is what makes batched (speculative verification)
 /// forwards cheaper per token than decode. Other types dequantize rows to Float.
 ///
@@ -48,13 +51,14 @@ public enum MatMul {
         }
     }
 
-    enum Path { case k, q32, float }
+    enum Path { case k, q32, q16, float }
 
     @inline(__always)
     static func path(_ t: GGMLType) -> Path {
         switch t {
         case .q4_K, .q5_K, .q6_K: return .k
-        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0: return .q32
+        case .q5_0, .q8_0: return .q32
+        case .q4_0, .q4_1, .q5_1: return .q16
         default: return .float
         }
     }
@@ -64,13 +68,14 @@ public enum MatMul {
         let cols = tg.w0.cols
         if nTokens <= 0 { return }
         scratch.reserve(cols: cols, nTokens: nTokens, threads: pool.threadCount)
-        var needK = false, need32 = false
+        var needK = false, need32 = false, need16 = false
         @inline(__always) func note(_ w: WeightMatrix?) {
             guard let w else { return }
             precondition(w.type.isSupported, "MatMul: unsupported type \(w.type.name)")
             switch path(w.type) {
             case .k: needK = true
             case .q32: need32 = true
+            case .q16: need16 = true
             case .float: break
             }
         }
@@ -79,6 +84,7 @@ public enum MatMul {
         note(tg.w2)
         let kActs = needK ? quantizeActivations(x, nTokens: nTokens, cols: cols, kFormat: true, scratch: scratch, pool: pool) : nil
         let qActs = need32 ? quantizeActivations(x, nTokens: nTokens, cols: cols, kFormat: false, scratch: scratch, pool: pool) : nil
+        let wActs = need16 ? quantizeActivations16(x, nTokens: nTokens, cols: cols, scratch: scratch, pool: pool) : nil
 
         let threads = pool.threadCount
         let r0 = tg.w0.rows, r1 = tg.w1?.rows ?? 0, r2 = tg.w2?.rows ?? 0
@@ -86,13 +92,13 @@ public enum MatMul {
         let n0 = (r0 + ch0 - 1) / ch0, n1 = (r1 + ch0 - 1) / ch0, n2 = (r2 + ch0 - 1) / ch0
         pool.parallelFor(n0 + n1 + n2) { c, thread in
             if c < n0 {
-                rowsChunk(tg.w0, tg.o0, c * ch0, min(r0, (c + 1) * ch0), x, nTokens, kActs, qActs, scratch, thread)
+                rowsChunk(tg.w0, tg.o0, c * ch0, min(r0, (c + 1) * ch0), x, nTokens, kActs, qActs, wActs, scratch, thread)
             } else if c < n0 + n1 {
                 let i = c - n0
-                rowsChunk(tg.w1!, tg.o1!, i * ch0, min(r1, (i + 1) * ch0), x, nTokens, kActs, qActs, scratch, thread)
+                rowsChunk(tg.w1!, tg.o1!, i * ch0, min(r1, (i + 1) * ch0), x, nTokens, kActs, qActs, wActs, scratch, thread)
             } else {
                 let i = c - n0 - n1
-                rowsChunk(tg.w2!, tg.o2!, i * ch0, min(r2, (i + 1) * ch0), x, nTokens, kActs, qActs, scratch, thread)
+                rowsChunk(tg.w2!, tg.o2!, i * ch0, min(r2, (i + 1) * ch0), x, nTokens, kActs, qActs, wActs, scratch, thread)
             }
         }
     }
@@ -101,7 +107,11 @@ public enum MatMul {
     @inline(__always)
     static func rowsChunk(_ w: WeightMatrix, _ out: UnsafeMutablePointer<Float>, _ r0: Int, _ r1: Int,
                           _ x: UnsafePointer<Float>, _ nTokens: Int, _ kActs: Acts?, _ qActs: Acts?,
-                          _ scratch: MatMulScratch, _ thread: Int) {
+                          _ wActs: Acts?, _ scratch: MatMulScratch, _ thread: Int) {
+        if let p = w.packed {
+            packedRows(w, p, out, r0, r1, nTokens, kActs, qActs)
+            return
+        }
         let rows = w.rows
         switch w.type {
         case .q4_K:
@@ -141,9 +151,9 @@ public enum MatMul {
                 withTileCount(nt) { n in tileQ6K(row, nb, a, t0, n, o, rows) }
             }
         case .q4_0:
-            let a = qActs!, nb = w.cols / 32
+            let a = wActs!, nb = w.cols / 32
             forTiles(w, out, r0, r1, nTokens) { row, t0, nt, o in
-                withTileCount(nt) { n in tile32(row, nb, a, t0, n, o, rows, kind: 0) }
+                withTileCount(nt) { n in tile16(row, nb, a, t0, n, o, rows, kind: 0) }
             }
         case .q5_0:
             let a = qActs!, nb = w.cols / 32
@@ -156,14 +166,14 @@ public enum MatMul {
                 withTileCount(nt) { n in tile32(row, nb, a, t0, n, o, rows, kind: 2) }
             }
         case .q4_1:
-            let a = qActs!, nb = w.cols / 32
+            let a = wActs!, nb = w.cols / 32
             forTiles(w, out, r0, r1, nTokens) { row, t0, nt, o in
-                withTileCount(nt) { n in tile32(row, nb, a, t0, n, o, rows, kind: 3) }
+                withTileCount(nt) { n in tile16(row, nb, a, t0, n, o, rows, kind: 3) }
             }
         case .q5_1:
-            let a = qActs!, nb = w.cols / 32
+            let a = wActs!, nb = w.cols / 32
             forTiles(w, out, r0, r1, nTokens) { row, t0, nt, o in
-                withTileCount(nt) { n in tile32(row, nb, a, t0, n, o, rows, kind: 4) }
+                withTileCount(nt) { n in tile16(row, nb, a, t0, n, o, rows, kind: 4) }
             }
         default:
             genericRows(w, out, r0, r1, x, nTokens, scratch.rowBuffer(thread: thread, cols: w.cols))
@@ -189,11 +199,12 @@ public enum MatMul {
 
     static let tokenBlock = 8
 
-    /// Rows per parallel chunk: enough chunks for load balancing, big enough to amortize.
+    /// Rows per parallel chunk: enough chunks for load balancing, big enough to amortize; a
+    /// multiple of 8 so chunks never split a packed row group (`WeightPacking`).
     @inlinable
     static func chunkRows(_ rows: Int, threads: Int) -> Int {
         let target = max(1, rows / (threads * 8))
-        return max(4, min(64, target))
+        return (max(8, min(64, target)) + 7) / 8 * 8
     }
 
     /// Calls `body` with a literal tile count so the inlined kernel is specialized per count
@@ -350,6 +361,8 @@ public enum MatMul {
         let d: UnsafePointer<Float>
         /// Q8_K: Int16 sum per 16 values; Q8_0: Float `d * sum(q)` per 32 values.
         let sums: UnsafeRawPointer
+        /// Q8_K only: Int16 sum per 32 values, token `t` at `pairs + t * (cols / 32)`.
+        let pairs: UnsafePointer<Int16>
         let cols: Int
         let blocksPerToken: Int
     }
@@ -360,12 +373,13 @@ public enum MatMul {
         let qs = scratch.quants(slot)
         let d = scratch.scales(slot)
         let sums = scratch.sums(slot)
+        let pairs = scratch.pairs()
         let bs = kFormat ? 256 : 32
         let nb = cols / bs
         @inline(__always) func one(_ t: Int) {
             if kFormat {
                 quantizeRowQ8K(x + t * cols, qs + t * cols, d + t * nb,
-                               sums.assumingMemoryBound(to: Int16.self) + t * (cols / 16), nb)
+                               sums.assumingMemoryBound(to: Int16.self) + t * (cols / 16), pairs + t * (cols / 32), nb)
             } else {
                 quantizeRowQ8_0(x + t * cols, qs + t * cols, d + t * nb,
                                 sums.assumingMemoryBound(to: Float.self) + t * nb, nb)
@@ -376,7 +390,49 @@ public enum MatMul {
         } else {
             for t in 0..<nTokens { one(t) }
         }
-        return Acts(qs: qs, d: d, sums: UnsafeRawPointer(sums), cols: cols, blocksPerToken: nb)
+        return Acts(qs: qs, d: d, sums: UnsafeRawPointer(sums), pairs: pairs, cols: cols, blocksPerToken: nb)
+    }
+
+    /// int16 activations per 32 values (scale amax / 32767) for Q4_0, Q4_1 and Q5_1, in slot 2;
+    /// `sums` holds `d * sum(q)` per block (the Q4_1/Q5_1 min term).
+    static func quantizeActivations16(_ x: UnsafePointer<Float>, nTokens: Int, cols: Int, scratch: MatMulScratch,
+                                      pool: ComputePool) -> Acts {
+        let qs = UnsafeMutableRawPointer(scratch.quants(2)).assumingMemoryBound(to: Int16.self)
+        let d = scratch.scales(2)
+        let sums = scratch.sums(2).assumingMemoryBound(to: Float.self)
+        let nb = cols / 32
+        if nTokens >= 4 && nTokens * cols >= 16384 {
+            pool.parallelFor(nTokens) { t in quantizeRowQ16(x + t * cols, qs + t * cols, d + t * nb, sums + t * nb, nb) }
+        } else {
+            for t in 0..<nTokens { quantizeRowQ16(x + t * cols, qs + t * cols, d + t * nb, sums + t * nb, nb) }
+        }
+        return Acts(qs: UnsafeRawPointer(qs).assumingMemoryBound(to: Int8.self), d: d, sums: UnsafeRawPointer(sums),
+                    pairs: scratch.pairs(), cols: cols, blocksPerToken: nb)
+    }
+
+    static func quantizeRowQ16(_ x: UnsafePointer<Float>, _ qs: UnsafeMutablePointer<Int16>,
+                               _ d: UnsafeMutablePointer<Float>, _ s: UnsafeMutablePointer<Float>, _ nb: Int) {
+        for b in 0..<nb {
+            let p = x + 32 * b
+            let amax = unsafeBitCast(absMax32(p), to: SIMD8<Float>.self).max()
+            let dd = amax / 32767
+            let id = _mm256_set1_ps(amax != 0 ? 32767 / amax : 0)
+            let i0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(p), id))
+            let i1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(p + 8), id))
+            let i2 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(p + 16), id))
+            let i3 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(p + 24), id))
+            let sum = unsafeBitCast(_mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3)),
+                                    to: SIMD8<Int32>.self).wrappedSum()
+            // packs works per 128-bit lane: reorder the 64-bit quarters back into element order.
+            let order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7)
+            let a = _mm256_permutevar8x32_epi32(_mm256_packs_epi32(i0, i1), order)
+            let c = _mm256_permutevar8x32_epi32(_mm256_packs_epi32(i2, i3), order)
+            let dst = UnsafeMutableRawPointer(qs + 32 * b)
+            _mm256_storeu_si256(dst.assumingMemoryBound(to: __m256i.self), a)
+            _mm256_storeu_si256((dst + 32).assumingMemoryBound(to: __m256i.self), c)
+            d[b] = dd
+            s[b] = dd * Float(sum)
+        }
     }
 
     /// Quantizes 32 floats with inverse scale `id`; returns the 32 bytes and the sums of the two
@@ -422,7 +478,8 @@ public enum MatMul {
 
     /// Q8_K-style: per 256 values, scale = amax / 127, plus Int16 sums per 16 values.
     static func quantizeRowQ8K(_ x: UnsafePointer<Float>, _ qs: UnsafeMutablePointer<Int8>,
-                               _ d: UnsafeMutablePointer<Float>, _ bsums: UnsafeMutablePointer<Int16>, _ nb: Int) {
+                               _ d: UnsafeMutablePointer<Float>, _ bsums: UnsafeMutablePointer<Int16>,
+                               _ pairs: UnsafeMutablePointer<Int16>, _ nb: Int) {
         for b in 0..<nb {
             let p = x + 256 * b
             var m = absMax32(p)
@@ -433,6 +490,7 @@ public enum MatMul {
                 let (s0, s1) = quantize32(p + 32 * k, id, qs + 256 * b + 32 * k)
                 bsums[16 * b + 2 * k] = Int16(s0)
                 bsums[16 * b + 2 * k + 1] = Int16(s1)
+                pairs[8 * b + k] = Int16(s0 + s1)
             }
             d[b] = amax / 127
         }
@@ -718,97 +776,124 @@ public enum MatMul {
         if nt > 3 { out[3 * stride] = hsum(acc3) }
     }
 
-    // MARK: - 32-element block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0)
+    // MARK: - 32-element signed block types with int8 activations (Q5_0, Q8_0; unpacked layout)
 
-    /// One unpacked 32-weight block: weights (signed kinds: `w` with `aw = |w|`; unsigned
-    /// kinds: `w` only), the broadcast scale, and the offset `m` (Q4_1/Q5_1).
+    /// One unpacked 32-weight block: signed weights `w`, `aw = |w|`, and the broadcast scale.
+    /// kind 1 Q5_0, 2 Q8_0.
     @inline(__always)
-    static func block32(_ blk: UnsafeRawPointer, kind: Int) -> (w: __m256i, aw: __m256i, vdw: __m256, m: Float) {
-        let h = halves(blk)
-        let vdw = _mm256_broadcastss_ps(h)
-        switch kind {
-        case 0:
-            let w = _mm256_sub_epi8(nibbles32(blk + 2), _mm256_set1_epi8(8))
-            return (w, _mm256_sign_epi8(w, w), vdw, 0)
-        case 1:
+    static func block32(_ blk: UnsafeRawPointer, kind: Int) -> (w: __m256i, aw: __m256i, vdw: __m256) {
+        let vdw = _mm256_broadcastss_ps(halves(blk))
+        let w: __m256i
+        if kind == 1 {
             let bits = bytesFromBits(load32(blk + 2))
-            let w = _mm256_or_si256(nibbles32(blk + 6), _mm256_andnot_si256(bits, _mm256_set1_epi8(-16)))
-            return (w, _mm256_sign_epi8(w, w), vdw, 0)
-        case 2:
-            let w = ld(blk + 2)
-            return (w, _mm256_sign_epi8(w, w), vdw, 0)
-        case 3:
-            let w = nibbles32(blk + 4)
-            return (w, w, vdw, lane1(h))
-        default:
-            let bits = bytesFromBits(load32(blk + 4))
-            let w = _mm256_or_si256(nibbles32(blk + 8), _mm256_and_si256(bits, _mm256_set1_epi8(0x10)))
-            return (w, w, vdw, lane1(h))
+            w = _mm256_or_si256(nibbles32(blk + 6), _mm256_andnot_si256(bits, _mm256_set1_epi8(-16)))
+        } else {
+            w = ld(blk + 2)
         }
+        return (w, _mm256_sign_epi8(w, w), vdw)
     }
 
     /// `dw * (dy * P)` for one block and one token, P the 8-lane integer partial dot product.
     @inline(__always)
-    static func token32(_ bl: (w: __m256i, aw: __m256i, vdw: __m256, m: Float), signed: Bool,
-                        _ y: UnsafePointer<Int8>, _ dy: UnsafePointer<Float>) -> __m256 {
-        let prod = signed ? _mm256_maddubs_epi16(bl.aw, _mm256_sign_epi8(ld(y), bl.w))
-                          : _mm256_maddubs_epi16(bl.w, ld(y))
+    static func token32(_ bl: (w: __m256i, aw: __m256i, vdw: __m256), _ y: UnsafePointer<Int8>,
+                        _ dy: UnsafePointer<Float>) -> __m256 {
+        let prod = _mm256_maddubs_epi16(bl.aw, _mm256_sign_epi8(ld(y), bl.w))
         let p = _mm256_madd_epi16(prod, _mm256_set1_epi16(1))
         return _mm256_mul_ps(bl.vdw, _mm256_mul_ps(_mm256_cvtepi32_ps(p), _mm256_broadcast_ss(dy)))
     }
 
-    /// kind: 0 Q4_0, 1 Q5_0, 2 Q8_0 (signed); 3 Q4_1, 4 Q5_1 (unsigned + min).
+    /// kind: 1 Q5_0, 2 Q8_0, for matrices that are not packed (rows not a multiple of 8, or
+    /// packing disabled).
     ///
     /// Blocks are consumed in pairs whose values are summed before touching the accumulator,
     /// which halves the loop-carried dependency chain (this matters at one token).
     @inline(__always)
     static func tile32(_ row: UnsafeRawPointer, _ nb: Int, _ a: Acts, _ t0: Int, _ nt: Int,
                        _ out: UnsafeMutablePointer<Float>, _ stride: Int, kind: Int) {
-        let blockBytes: Int
-        switch kind {
-        case 0: blockBytes = 18
-        case 1: blockBytes = 22
-        case 2: blockBytes = 34
-        case 3: blockBytes = 20
-        default: blockBytes = 24
-        }
-        let signed = kind <= 2
+        let blockBytes = kind == 1 ? 22 : 34
         let cols = a.cols
         let y0 = a.qs + t0 * cols, y1 = y0 + cols, y2 = y1 + cols, y3 = y2 + cols
         let d0 = a.d + t0 * nb, d1 = d0 + nb, d2 = d1 + nb, d3 = d2 + nb
-        let sBase = a.sums.assumingMemoryBound(to: Float.self) + t0 * nb
-        let s0 = sBase, s1 = s0 + nb, s2 = s1 + nb, s3 = s2 + nb
         var acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0
-        var sacc0: Float = 0, sacc1: Float = 0, sacc2: Float = 0, sacc3: Float = 0
         var b = 0
         while b + 2 <= nb {
             let p = block32(row + blockBytes * b, kind: kind)
             let q = block32(row + blockBytes * (b + 1), kind: kind)
             let off = 32 * b
-            @inline(__always) func pair(_ y: UnsafePointer<Int8>, _ d: UnsafePointer<Float>, _ s: UnsafePointer<Float>,
-                                        _ acc: inout __m256, _ sacc: inout Float) {
-                acc = _mm256_add_ps(acc, _mm256_add_ps(token32(p, signed: signed, y + off, d + b),
-                                                       token32(q, signed: signed, y + off + 32, d + b + 1)))
-                if !signed { sacc = sacc + (p.m * s[b]).addingProduct(q.m, s[b + 1]) }
+            @inline(__always) func pair(_ y: UnsafePointer<Int8>, _ d: UnsafePointer<Float>, _ acc: inout __m256) {
+                acc = _mm256_add_ps(acc, _mm256_add_ps(token32(p, y + off, d + b), token32(q, y + off + 32, d + b + 1)))
             }
-            pair(y0, d0, s0, &acc0, &sacc0)
-            if nt > 1 { pair(y1, d1, s1, &acc1, &sacc1) }
-            if nt > 2 { pair(y2, d2, s2, &acc2, &sacc2) }
-            if nt > 3 { pair(y3, d3, s3, &acc3, &sacc3) }
+            pair(y0, d0, &acc0)
+            if nt > 1 { pair(y1, d1, &acc1) }
+            if nt > 2 { pair(y2, d2, &acc2) }
+            if nt > 3 { pair(y3, d3, &acc3) }
             b += 2
         }
         if b < nb {
             let p = block32(row + blockBytes * b, kind: kind)
             let off = 32 * b
-            @inline(__always) func single(_ y: UnsafePointer<Int8>, _ d: UnsafePointer<Float>,
-                                          _ s: UnsafePointer<Float>, _ acc: inout __m256, _ sacc: inout Float) {
-                acc = _mm256_add_ps(acc, token32(p, signed: signed, y + off, d + b))
-                if !signed { sacc = sacc + p.m * s[b] }
+            @inline(__always) func single(_ y: UnsafePointer<Int8>, _ d: UnsafePointer<Float>, _ acc: inout __m256) {
+                acc = _mm256_add_ps(acc, token32(p, y + off, d + b))
             }
-            single(y0, d0, s0, &acc0, &sacc0)
-            if nt > 1 { single(y1, d1, s1, &acc1, &sacc1) }
-            if nt > 2 { single(y2, d2, s2, &acc2, &sacc2) }
-            if nt > 3 { single(y3, d3, s3, &acc3, &sacc3) }
+            single(y0, d0, &acc0)
+            if nt > 1 { single(y1, d1, &acc1) }
+            if nt > 2 { single(y2, d2, &acc2) }
+            if nt > 3 { single(y3, d3, &acc3) }
+        }
+        out[0] = hsum(acc0)
+        if nt > 1 { out[stride] = hsum(acc1) }
+        if nt > 2 { out[2 * stride] = hsum(acc2) }
+        if nt > 3 { out[3 * stride] = hsum(acc3) }
+    }
+
+    // MARK: - int16 activations (Q4_0, Q4_1, Q5_1)
+
+    /// 32 weights of a Q4_0/Q4_1/Q5_1 block as int16 (elements 0...15, 16...31), the broadcast
+    /// scale and the min (Q4_1/Q5_1).
+    @inline(__always)
+    static func block16(_ blk: UnsafeRawPointer, kind: Int) -> (a: __m256i, b: __m256i, vdw: __m256, m: Float) {
+        let h = halves(blk)
+        let w: __m256i
+        switch kind {
+        case 0: w = _mm256_sub_epi8(nibbles32(blk + 2), _mm256_set1_epi8(8))
+        case 3: w = nibbles32(blk + 4)
+        default:
+            let bits = bytesFromBits(load32(blk + 4))
+            w = _mm256_or_si256(nibbles32(blk + 8), _mm256_and_si256(bits, _mm256_set1_epi8(0x10)))
+        }
+        let a = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(w))
+        let swapped = _mm256_permutevar8x32_epi32(w, _mm256_setr_epi32(4, 5, 6, 7, 0, 1, 2, 3))
+        let b = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(swapped))
+        return (a, b, _mm256_broadcastss_ps(h), kind == 0 ? 0 : lane1(h))
+    }
+
+    /// kind: 0 Q4_0, 3 Q4_1, 4 Q5_1, against int16 activations (`quantizeActivations16`).
+    /// Products fit easily: |w| <= 31, |y| <= 32767, four per int32 lane.
+    @inline(__always)
+    static func tile16(_ row: UnsafeRawPointer, _ nb: Int, _ a: Acts, _ t0: Int, _ nt: Int,
+                       _ out: UnsafeMutablePointer<Float>, _ stride: Int, kind: Int) {
+        let blockBytes = kind == 0 ? 18 : (kind == 3 ? 20 : 24)
+        let cols = a.cols
+        let q16 = UnsafeRawPointer(a.qs)
+        let y0 = q16 + 2 * t0 * cols, y1 = y0 + 2 * cols, y2 = y1 + 2 * cols, y3 = y2 + 2 * cols
+        let d0 = a.d + t0 * nb, d1 = d0 + nb, d2 = d1 + nb, d3 = d2 + nb
+        let sBase = a.sums.assumingMemoryBound(to: Float.self) + t0 * nb
+        let s0 = sBase, s1 = s0 + nb, s2 = s1 + nb, s3 = s2 + nb
+        var acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0
+        var sacc0: Float = 0, sacc1: Float = 0, sacc2: Float = 0, sacc3: Float = 0
+        for b in 0..<nb {
+            let w = block16(row + blockBytes * b, kind: kind)
+            let off = 64 * b
+            @inline(__always) func token(_ y: UnsafeRawPointer, _ d: UnsafePointer<Float>, _ s: UnsafePointer<Float>,
+                                         _ acc: inout __m256, _ sacc: inout Float) {
+                let p = _mm256_add_epi32(_mm256_madd_epi16(w.a, ld(y + off)), _mm256_madd_epi16(w.b, ld(y + off + 32)))
+                acc = _mm256_fmadd_ps(_mm256_mul_ps(w.vdw, _mm256_broadcast_ss(d + b)), _mm256_cvtepi32_ps(p), acc)
+                if kind != 0 { sacc = sacc.addingProduct(w.m, s[b]) }
+            }
+            token(y0, d0, s0, &acc0, &sacc0)
+            if nt > 1 { token(y1, d1, s1, &acc1, &sacc1) }
+            if nt > 2 { token(y2, d2, s2, &acc2, &sacc2) }
+            if nt > 3 { token(y3, d3, s3, &acc3, &sacc3) }
         }
         out[0] = hsum(acc0) + sacc0
         if nt > 1 { out[stride] = hsum(acc1) + sacc1 }

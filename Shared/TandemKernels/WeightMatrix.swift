@@ -9,13 +9,24 @@ public struct WeightMatrix: @unchecked Sendable {
     public let rows: Int
     public let cols: Int
     public let data: UnsafeRawPointer
+    /// The same weights in the row-interleaved layout of `WeightPacking` (8 rows per group), when
+    /// the matrix has been packed. `MatMul` then reads only this copy; `data` stays valid for
+    /// row lookups (token embeddings) and dequantization.
+    public let packed: UnsafeRawPointer?
 
-    public init(type: GGMLType, rows: Int, cols: Int, data: UnsafeRawPointer) {
+    public init(type: GGMLType, rows: Int, cols: Int, data: UnsafeRawPointer, packed: UnsafeRawPointer? = nil) {
         precondition(cols % type.blockSize == 0, "cols \(cols) not a multiple of block size \(type.blockSize)")
+        precondition(packed == nil || WeightPacking.canPack(type, rows: rows), "\(type.name) matrix cannot be packed")
         self.type = type
         self.rows = rows
         self.cols = cols
         self.data = data
+        self.packed = packed
+    }
+
+    /// This matrix with its packed copy at `packed` (filled by `WeightPacking.pack`).
+    public func withPacked(_ packed: UnsafeRawPointer) -> WeightMatrix {
+        WeightMatrix(type: type, rows: rows, cols: cols, data: data, packed: packed)
     }
 
     /// Bytes occupied by one row.

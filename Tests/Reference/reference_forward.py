@@ -211,10 +211,27 @@ def quantize_activations_q8(x: np.ndarray, block: int = 32) -> np.ndarray:
     return (np.rint(b / s) * s).reshape(shape)
 
 
+def quantize_activations_q16(x: np.ndarray, block: int = 32) -> np.ndarray:
+    """Round x to int16 with one absmax scale per `block` values (scale amax / 32767)."""
+    shape = x.shape
+    if shape[-1] % block != 0:
+        return x
+    b = x.reshape(-1, block)
+    s = np.abs(b).max(axis=-1, keepdims=True) / 32767.0
+    s = np.where(s == 0, 1.0, s)
+    return (np.rint(b / s) * s).reshape(shape)
+
+
+# Weight types whose integer kernels take int16 activations in the Swift engine (see MatMul.swift).
+INT16_ACTIVATION_TYPES = (GGMLQuantizationType.Q4_0, GGMLQuantizationType.Q4_1, GGMLQuantizationType.Q5_1)
+
+
 def linear(model: GGUFModel, x: np.ndarray, name: str, opts: "Options | None" = None) -> np.ndarray:
     if opts is not None and opts.q8_activations:
         t = model.tensors[f"{name}.weight"].tensor_type
-        if t not in (GGMLQuantizationType.F32, GGMLQuantizationType.F16):
+        if t in INT16_ACTIVATION_TYPES:
+            x = quantize_activations_q16(x, 32)
+        elif t not in (GGMLQuantizationType.F32, GGMLQuantizationType.F16):
             k_quant = t.name.endswith("_K")
             x = quantize_activations_q8(x, 256 if k_quant else 32)
     y = x @ model.weight(f"{name}.weight").T
@@ -247,8 +264,9 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, hp: HyperParams,
 
 @dataclass(frozen=True)
 class Options:
-    """Test-only knobs. `q8_activations` rounds matmul inputs like llama.cpp-style int8 kernels do,
-    to estimate the drift such an engine may legitimately show. `mutations` deliberately break one
+    """Test-only knobs. `q8_activations` rounds matmul inputs like the Swift engine's integer kernels
+    do (int8 per 32 or per 256 values like llama.cpp; int16 per 32 for Q4_0/Q4_1/Q5_1 weights), to
+    estimate the drift such an engine may legitimately show. `mutations` deliberately break one
     thing (see MUTATIONS) so the self-test can prove the synthetic models detect that bug."""
     q8_activations: bool = False
     mutations: frozenset = frozenset()

@@ -23,9 +23,11 @@ struct KernelsMatMulTests {
                 let err = abs(Double(out[i]) - ref.values[i]) / (ref.scale[i] + 1e-9)
                 worst = max(worst, err)
             }
-            // Activations are quantized to int8 on the fast paths (observed ~0.1% of sum |w*x|);
-            // float paths are exact to ~1e-7. A wrong scale, min or bit layout gives >> 1%.
-            let tolerance = [.f32, .f16, .bf16, .q2_K, .q3_K].contains(type) ? 1e-5 : 4e-3
+            // Activations are quantized to int8 on the fast paths (observed ~0.1% of sum |w*x|) and
+            // to int16 for Q4_0/Q4_1/Q5_1 (~1e-5); float paths are exact to ~1e-7. A wrong scale,
+            // min or bit layout gives >> 1%.
+            let tolerance = [.f32, .f16, .bf16, .q2_K, .q3_K].contains(type) ? 1e-5
+                : [.q4_0, .q4_1, .q5_1].contains(type) ? 1e-4 : 4e-3
             #expect(worst < tolerance, "\(type.name): worst relative error \(worst)")
         }
     }
@@ -115,5 +117,82 @@ struct KernelsSharedMatMulTests {
             #expect(p.map(\.bitPattern) == sep[0].map(\.bitPattern))
             #expect(q.map(\.bitPattern) == sep[1].map(\.bitPattern))
         } } }
+    }
+}
+
+@Suite("Kernels: packed (row-interleaved) matmul")
+struct KernelsPackedMatMulTests {
+    static let types: [GGMLType] = [.q4_K, .q6_K, .q5_0, .q8_0]
+
+    /// Runs `body` with `w` and its packed twin.
+    static func withPacked(_ type: GGMLType, rows: Int, cols: Int, seed: UInt64,
+                           _ body: (_ plain: WeightMatrix, _ packed: WeightMatrix) -> Void) {
+        var rng = KernelsRNG(seed: seed)
+        let bytes = KernelsTestSupport.randomWeights(type, rows: rows, cols: cols, rng: &rng)
+        bytes.withUnsafeBytes { wb in
+            let w = WeightMatrix(type: type, rows: rows, cols: cols, data: wb.baseAddress!)
+            let n = WeightPacking.packedByteCount(w)
+            #expect(n == w.byteCount + (type == .q4_K ? rows / 8 * (cols / 256) * 32 : 0))
+            let p = UnsafeMutableRawPointer.allocate(byteCount: n, alignment: 64)
+            defer { p.deallocate() }
+            WeightPacking.pack(w, into: p)
+            body(w, w.withPacked(UnsafeRawPointer(p)))
+        }
+    }
+
+    @Test("packed equals unpacked (same integer dot products) for 1...9 tokens", arguments: types)
+    func packedEqualsPlain(type: GGMLType) {
+        let rows = 48, cols = 768
+        Self.withPacked(type, rows: rows, cols: cols, seed: 11 &+ UInt64(type.rawValue)) { plain, packed in
+            var rng = KernelsRNG(seed: 5)
+            let x = KernelsTestSupport.randomActivations(count: 9 * cols, rng: &rng)
+            let ref = KernelsTestSupport.referenceMultiply(plain, x, nTokens: 9)
+            for n in [1, 2, 3, 4, 5, 9] {
+                var a = [Float](repeating: .nan, count: n * rows), b = a
+                MatMul.multiply(plain, x, nTokens: n, &a, pool: KernelsMatMulTests.pool, scratch: MatMulScratch())
+                MatMul.multiply(packed, x, nTokens: n, &b, pool: KernelsMatMulTests.pool, scratch: MatMulScratch())
+                var worst = 0.0, worstRef = 0.0
+                for i in 0..<a.count {
+                    // Only the float summation order differs from the row-major kernels.
+                    worst = max(worst, Double(abs(a[i] - b[i])) / (ref.scale[i] + 1e-9))
+                    worstRef = max(worstRef, abs(Double(b[i]) - ref.values[i]) / (ref.scale[i] + 1e-9))
+                }
+                #expect(worst < 1e-5, "\(type.name) n=\(n): packed vs plain \(worst)")
+                #expect(worstRef < 4e-3, "\(type.name) n=\(n): packed vs reference \(worstRef)")
+            }
+        }
+    }
+
+    @Test("packed kernels are batch- and thread-invariant", arguments: types)
+    func packedInvariance(type: GGMLType) {
+        let rows = 64, cols = 512, maxTokens = 13
+        Self.withPacked(type, rows: rows, cols: cols, seed: 3 &+ UInt64(type.rawValue)) { _, packed in
+            var rng = KernelsRNG(seed: 8)
+            let x = KernelsTestSupport.randomActivations(count: maxTokens * cols, rng: &rng)
+            var full = [Float](repeating: 0, count: maxTokens * rows)
+            MatMul.multiply(packed, x, nTokens: maxTokens, &full, pool: KernelsMatMulTests.pool, scratch: MatMulScratch())
+            var single = [Float](repeating: 0, count: maxTokens * rows)
+            MatMul.multiply(packed, x, nTokens: maxTokens, &single, pool: ComputePool(threads: 1), scratch: MatMulScratch())
+            #expect(full.map(\.bitPattern) == single.map(\.bitPattern), "\(type.name): 1 vs 2 threads")
+            for start in [0, 2, 7] {
+                for n in [1, 3, 6] where start + n <= maxTokens {
+                    var out = [Float](repeating: 0, count: n * rows)
+                    x.withUnsafeBufferPointer { xb in
+                        MatMul.multiply(packed, xb.baseAddress! + start * cols, nTokens: n, &out,
+                                        pool: KernelsMatMulTests.pool, scratch: MatMulScratch())
+                    }
+                    #expect(out.map(\.bitPattern) == Array(full[(start * rows)..<((start + n) * rows)]).map(\.bitPattern),
+                            "\(type.name): \(n) tokens at \(start)")
+                }
+            }
+        }
+    }
+
+    @Test("only packable types with rows in groups of 8 can be packed")
+    func packability() {
+        #expect(WeightPacking.canPack(.q4_K, rows: 64))
+        #expect(!WeightPacking.canPack(.q4_K, rows: 60))
+        #expect(!WeightPacking.canPack(.q4_1, rows: 64))
+        #expect(!WeightPacking.canPack(.f32, rows: 64))
     }
 }

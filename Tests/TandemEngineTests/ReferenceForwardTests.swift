@@ -11,15 +11,15 @@ import TandemEngine
 ///
 /// - every model vs the exact float64 reference: error <= 1e-2, same argmax;
 /// - synthetic F32/F16 models vs the exact reference: error <= 1e-4 (the engine computes in float32);
-/// - synthetic quantized models vs the reference that rounds matmul inputs to int8 exactly like the
-///   engine's integer kernels (`ReferenceJob.int8Activations`): error <= 2.5e-3. The engine agrees with
-///   it to ~1e-7 except where a value lands on an int8 rounding boundary (seen: up to 1e-3); this catches
-///   bugs far below the 1e-2 bar;
-/// - SmolLM2 and Qwen2.5 vs the exact reference: error <= 5e-2, same argmax (Qwen position 0: known
-///   issue, see `checkQwen`). SmolLM2 is far more sensitive to int8
-///   activation rounding than the synthetic models: the reference's own int8 variant differs from the
-///   exact one by up to 3.9 % of the range, and by 1 % merely between float32 and float64 arithmetic,
-///   so no int8-activation engine can meet 1e-2 there (measured: see Tests/Reference/README.md).
+/// - synthetic quantized models vs the reference that rounds matmul inputs exactly like the engine's
+///   integer kernels (`ReferenceJob.int8Activations`: int8 per block, int16 for Q4_0/Q4_1/Q5_1):
+///   error <= 4e-3. The engine agrees with it to ~1e-7 except where a value lands on an int8 rounding
+///   boundary and the float summation order of a kernel decides which way it rounds (seen: up to
+///   2.5e-3, synthetic qwen2 Q5_0 with the packed kernels); this catches bugs far below the 1e-2 bar;
+/// - SmolLM2 vs the exact reference: error <= 1e-2, same argmax (its Q4_1 matrices take int16
+///   activations; int8 ones moved its logits by up to 3.9 % of the range);
+/// - Qwen2.5 vs the exact reference: error <= 5e-2 (measured ~1.3e-2), same argmax; position 0 of the
+///   1.5B is a known issue, see `checkQwen`. These files are not fetched in CI.
 ///
 /// Enabled only when python3 with `gguf` and `numpy` is present (CI installs them) and, for SmolLM2, when
 /// the model file exists.
@@ -49,7 +49,7 @@ struct ReferenceForwardTests {
     ]
 
     static let floatTolerance = 1e-4
-    static let int8ReferenceTolerance = 2.5e-3
+    static let int8ReferenceTolerance = 4e-3
     static let realModelTolerance = 5e-2
 
     /// Evaluates `tokens` in one call with logits for every position.
@@ -190,7 +190,7 @@ struct ReferenceForwardTests {
         for (i, prompt) in Self.smolLMPrompts.enumerated() {
             let reference = try #require(refs[jobs[i]])
             let logits = try Self.engineLogits(engine, prompt.tokens)
-            let comparison = Self.compare(logits, reference, tolerance: Self.realModelTolerance)
+            let comparison = Self.compare(logits, reference)
             print("reference SmolLM2 '\(prompt.name)': \(comparison)")
             #expect(comparison.passed, "SmolLM2 '\(prompt.name)': \(comparison)")
         }

@@ -125,6 +125,19 @@ public final class GGUFFile: @unchecked Sendable {
         base + info.fileOffset
     }
 
+    /// Tells the kernel that `count` bytes at `pointer` (inside the mapping) are not needed soon, so
+    /// their pages leave this process's resident set. The mapping is private and never written,
+    /// so the bytes stay valid: a later access reads them from the file again. Used after a
+    /// tensor has been copied into a packed layout. No-op for in-memory files.
+    public func releasePages(_ pointer: UnsafeRawPointer, count: Int) {
+        guard mapped, count > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = max(Int(bitPattern: base), (Int(bitPattern: pointer) / page) * page)
+        let end = min(Int(bitPattern: base) + fileSize, Int(bitPattern: pointer) + count)
+        guard end > start, let p = UnsafeMutableRawPointer(bitPattern: start) else { return }
+        _ = madvise(p, end - start, Int32(MADV_DONTNEED))
+    }
+
     /// The raw bytes of the whole file (valid while this `GGUFFile` is alive).
     public var rawBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: fileSize) }
 
