@@ -66,22 +66,26 @@ struct BenchEngineCommand: AsyncParsableCommand {
             }
         }
 
-        // One sequence, N new positions in one call (verification shape), rolled back after each repeat.
-        func batchedSingle(_ n: Int) throws -> Measurement {
+        // One sequence, N new positions in one call, rolled back after each repeat. `.all` is the
+        // verification shape (logits for every position); `.last` is what llama.cpp's batch
+        // figures (prompt processing) compute.
+        func batchedSingle(_ n: Int, logits: LogitsSelection = .all) throws -> Measurement {
             let base = cache.count
             let toks = (0..<n).map { token(base + $0) }
-            _ = try engine.forward([ForwardRequest(cache: cache, tokens: toks, logits: .all)])
+            _ = try engine.forward([ForwardRequest(cache: cache, tokens: toks, logits: logits)])
             cache.truncate(to: base)
             return try measure(n * repeats) {
                 for _ in 0..<repeats {
-                    _ = try engine.forward([ForwardRequest(cache: cache, tokens: toks, logits: .all)])
+                    _ = try engine.forward([ForwardRequest(cache: cache, tokens: toks, logits: logits)])
                     cache.truncate(to: base)
                 }
             }
         }
+        var kvPeak = cache.byteCount
         // N sequences with one new position each (continuous-batching decode shape), 64 cached positions each.
         func batchedMulti(_ n: Int) throws -> Measurement {
             let caches = (0..<n).map { _ in engine.makeCache(capacity: 80) }
+            kvPeak = max(kvPeak, cache.byteCount + caches.reduce(0) { $0 + $1.byteCount })
             for (i, c) in caches.enumerated() {
                 _ = try engine.forward([ForwardRequest(cache: c, tokens: (0..<64).map { token($0 + i) }, logits: .none)])
             }
@@ -97,11 +101,14 @@ struct BenchEngineCommand: AsyncParsableCommand {
         }
         let b8 = try batchedSingle(8)
         let b32 = try batchedSingle(32)
+        let b8Last = try batchedSingle(8, logits: .last)
+        let b32Last = try batchedSingle(32, logits: .last)
         let m8 = try batchedMulti(8)
         let m32 = try batchedMulti(32)
 
         // Prefill: one call with the whole prompt, logits for the last position only.
         let pcache = engine.makeCache(capacity: prefillTokens)
+        kvPeak = max(kvPeak, cache.byteCount + pcache.byteCount)
         let prompt = (0..<prefillTokens).map(token)
         let prefillRate = try measure(prefillTokens) {
             _ = try engine.forward([ForwardRequest(cache: pcache, tokens: prompt, logits: .last)])
@@ -119,8 +126,18 @@ struct BenchEngineCommand: AsyncParsableCommand {
         line("forward, 1 sequence x 32 new positions", b32, ref?.b32)
         line("forward, 8 sequences x 1 new position", m8, ref?.b8)
         line("forward, 32 sequences x 1 new position", m32, ref?.b32)
+        line("forward, 1 seq x 8 positions, last logits", b8Last, ref?.b8)
+        line("forward, 1 seq x 32 positions, last logits", b32Last, ref?.b32)
         line("prefill (\(prefillTokens)-token prompt, one call)", prefillRate, nil)
-        print("peak RSS (VmHWM): \(Self.peakRSS())")
+        let fileBytes = lm.gguf.fileSize
+        let budget = Double(fileBytes + kvPeak) * 1.1
+        if let rss = Self.peakRSSBytes() {
+            print(String(format: "peak RSS (VmHWM): %.1f MB; budget file %.1f MB + KV caches %.1f MB + 10%% = %.1f MB: %@",
+                         Double(rss) / 1e6, Double(fileBytes) / 1e6, Double(kvPeak) / 1e6, budget / 1e6,
+                         Double(rss) <= budget ? "within" : "OVER"))
+        } else {
+            print("peak RSS: unknown (no /proc/self/status)")
+        }
         print("KV cache: \(cache.byteCount / cache.capacity) bytes per position (f32)")
         if let ref { print("reference: \(ref.name), llama.cpp CPU 2 threads (models.md)") }
         print("cpu = process CPU time / (wall time x threads) during the measurement: well below 100% means")
@@ -152,11 +169,13 @@ struct BenchEngineCommand: AsyncParsableCommand {
         return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
     }
 
-    static func peakRSS() -> String {
-        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return "unknown" }
+    /// Peak resident set size in bytes (`VmHWM`), if the kernel reports it.
+    static func peakRSSBytes() -> Int? {
+        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
         for l in s.split(separator: "\n") where l.hasPrefix("VmHWM:") {
-            return l.dropFirst(6).trimmingCharacters(in: .whitespaces)
+            let kb = l.dropFirst(6).trimmingCharacters(in: .whitespaces).split(separator: " ").first.flatMap { Int($0) }
+            return kb.map { $0 * 1024 }
         }
-        return "unknown"
+        return nil
     }
 }
