@@ -100,8 +100,8 @@ let package = Package(
         .executableTarget(name: "MetricsStore", dependencies: ["TandemService", grdb, prometheus],
                           path: "Services/metrics-store"),
         .executableTarget(name: "TandemCLI",
-                          dependencies: ["TandemService", "TandemServing", "TandemEngine", "TandemSpeculative",
-                                         httpClient, argumentParser],
+                          dependencies: ["TandemService", "TandemServing", "TandemEngine", "TandemKernels",
+                                         "TandemSpeculative", httpClient, argumentParser],
                           path: "Services/tandem"),
 
         // MARK: Tests

@@ -173,5 +173,5 @@ actor RequestCounter {
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks (release builds): bus, engine, serve.",
-        subcommands: [BenchBusCommand.self, BenchEngineCommand.self, BenchServeCommand.self])
+        subcommands: [BenchBusCommand.self, BenchEngineCommand.self, BenchMatMulCommand.self, BenchServeCommand.self])
 }
