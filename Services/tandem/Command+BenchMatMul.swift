@@ -9,7 +9,7 @@ import TandemKernels
 ///
 /// Why: forward-pass figures move by ±10 % on a shared machine and mix kernels with attention and
 /// norms; this isolates the kernels and reports products per second, which can be held against the
-/// multiply port's limit (see docs/design-decisions.md, Engine).
+/// multiply pipes' limit (see docs/design-decisions.md, Engine).
 struct BenchMatMulCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "matmul",

@@ -6,7 +6,7 @@ import _Builtin_intrinsics.intel
 /// token on the fly (Q8_0-style per 32 values, or Q8_K-style per 256 values with per-16 sums) and
 /// run AVX2 integer dot products (`maddubs`/`madd`). Q4_0, Q4_1 and Q5_1 take int16 activations
 /// instead (per 32 values, `madd` on widened weights): on their row-major kernels that costs the
-/// same multiply-port work as int8 (two ops per 32 products either way) and removes the int8
+/// same multiply-pipe work as int8 (two ops per 32 products either way) and removes the int8
 /// rounding error, which on SmolLM2-135M (Q4_1) moved logits by up to 3.9 % of their range. Each weight block is unpacked once and
 /// reused for a tile of up to 4 tokens, which is what makes batched (speculative verification)
 /// forwards cheaper per token than decode. Other types dequantize rows to Float.

@@ -2,8 +2,8 @@
 ///
 /// Why: in ggml's layout every 32-bit lane of an AVX2 dot product holds partial sums of *one*
 /// row along its columns, so each `maddubs` needs its own `madd` (scale and widen) and every row
-/// ends with a horizontal sum. This CPU runs both on one multiply port, which capped batched
-/// (verification) forwards at about half of what the port can do. Packing 8 rows so that each
+/// ends with a horizontal sum. This CPU runs both on the same two multiply pipes, so half of
+/// their work went to widening rather than products. Packing 8 rows so that each
 /// 32-bit lane is a different row, holding 4 consecutive columns, lets a 32-byte weight vector
 /// meet a broadcast of 4 activation bytes: up to 8 `maddubs` results of one sub-block add up in
 /// int16 before a single `madd` applies the 8 rows' scales, and results come out as 8 adjacent
