@@ -14,7 +14,7 @@ struct BenchEngineCommand: AsyncParsableCommand {
         commandName: "engine",
         abstract: "Benchmark the local forward engine (decode, batched forward, prefill, memory).")
 
-    @Option(help: "Path to a GGUF model file.")
+    @Option(help: "Catalog name (see `tandem models list`), cached file name, or path to a GGUF file.")
     var model: String
 
     @Option(help: "Compute threads.")
@@ -45,7 +45,7 @@ struct BenchEngineCommand: AsyncParsableCommand {
         // The process before the model (Swift runtime, Foundation, ICU data): ~40 MB, which the
         // budget below (model file + KV + 10 %) leaves out; printed so small models can be judged.
         let baseline = Self.statusBytes("VmRSS:") ?? 0
-        let lm = try LanguageModel.load(path: path, logger: logger)
+        let lm = try LanguageModel.load(path: try ModelStore(logger: logger).resolve(path).path, logger: logger)
         let loadTime = now() - t0
         let engine = ForwardEngine(model: lm, threads: threads)
         let V = lm.config.vocabularySize

@@ -15,7 +15,7 @@ struct BenchMatMulCommand: ParsableCommand {
         commandName: "matmul",
         abstract: "Benchmark the quantized matmul kernels on a model's layer-0 and output matrices.")
 
-    @Option(help: "Path to a GGUF model file.")
+    @Option(help: "Catalog name (see `tandem models list`), cached file name, or path to a GGUF file.")
     var model: String
 
     @Option(help: "Comma-separated token counts.")
@@ -32,7 +32,7 @@ struct BenchMatMulCommand: ParsableCommand {
         logger.logLevel = .warning
         let counts = tokens.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !counts.isEmpty, counts.allSatisfy({ $0 > 0 }) else { throw ValidationError("--tokens: positive integers") }
-        let lm = try LanguageModel.load(path: (model as NSString).expandingTildeInPath, logger: logger)
+        let lm = try LanguageModel.load(path: try ModelStore(logger: logger).resolve(model).path, logger: logger)
         let l = lm.layers[0]
         let matrices = [("attn_q", l.wq), ("attn_k", l.wk), ("attn_v", l.wv), ("attn_output", l.wo),
                         ("ffn_gate", l.gate), ("ffn_up", l.up), ("ffn_down", l.down), ("output", lm.output)]

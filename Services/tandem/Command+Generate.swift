@@ -12,7 +12,7 @@ struct GenerateCommand: AsyncParsableCommand {
         commandName: "generate",
         abstract: "Generate text from a prompt with a local GGUF model (no server).")
 
-    @Option(help: "Path to a GGUF model file.")
+    @Option(help: "Catalog name (see `tandem models list`), cached file name, or path to a GGUF file.")
     var model: String
 
     @Option(help: "Prompt text.")
@@ -55,7 +55,7 @@ struct GenerateCommand: AsyncParsableCommand {
     func run() async throws {
         var logger = Logger(label: "tandem.generate")
         logger.logLevel = .warning
-        let lm = try LanguageModel.load(path: (model as NSString).expandingTildeInPath, logger: logger)
+        let lm = try LanguageModel.load(path: try ModelStore(logger: logger).resolve(model).path, logger: logger)
         let tokenizer = try Tokenizer(gguf: lm.gguf, logger: logger)
 
         var promptTokens: [Int32]

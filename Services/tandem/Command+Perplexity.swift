@@ -15,7 +15,7 @@ struct PerplexityCommand: AsyncParsableCommand {
         commandName: "perplexity",
         abstract: "Perplexity of a GGUF model on a text file (llama.cpp method: chunks of --ctx, second half scored).")
 
-    @Option(help: "Path to a GGUF model file.")
+    @Option(help: "Catalog name (see `tandem models list`), cached file name, or path to a GGUF file.")
     var model: String
 
     @Option(help: "Text file to score.")
@@ -34,7 +34,7 @@ struct PerplexityCommand: AsyncParsableCommand {
         var logger = Logger(label: "tandem.perplexity")
         logger.logLevel = .warning
         guard ctx >= 4 else { throw ValidationError("--ctx must be at least 4") }
-        let lm = try LanguageModel.load(path: (model as NSString).expandingTildeInPath, logger: logger)
+        let lm = try LanguageModel.load(path: try ModelStore(logger: logger).resolve(model).path, logger: logger)
         let text = try String(contentsOfFile: (file as NSString).expandingTildeInPath, encoding: .utf8)
         let addBOS = lm.gguf["tokenizer.ggml.add_bos_token"]?.bool ?? false
         let bos = lm.gguf["tokenizer.ggml.bos_token_id"]?.int.map(Int32.init)
