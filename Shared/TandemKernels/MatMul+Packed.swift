@@ -10,8 +10,11 @@ import TandemCSupport
 /// on the tile size or on the other tokens (tiles are specialized per count by `tiles`).
 ///
 /// Bounds that keep the int16 sums exact (activations are in -127...127):
-/// Q4_K 8 x 2 x 15 x 127 = 30480; Q6_K (signed, |w| <= 32) 4 x 2 x 32 x 127 = 32512;
-/// Q5_0 (signed, |w| <= 16) 8 x 2 x 16 x 127 = 32512; Q8_0 is widened after every `maddubs`.
+/// Q4_K 8 x 2 x 15 x 127 = 30480; Q6_K (unsigned q + 32 <= 63) 2 x 2 x 63 x 127 = 32004;
+/// Q5_0 (unsigned q + 16 <= 31) 4 x 2 x 31 x 127 = 31496; Q8_0 is widened after every `maddubs`.
+/// Q6_K and Q5_0 multiply their stored unsigned values and subtract the offset times the
+/// activation sums afterwards: that saves two sign operations per weight vector, which compete
+/// with `maddubs` for the same pipes.
 ///
 /// Self-contained (its own load helpers): debug builds are not whole-module optimized, and a
 /// helper from another file would be an out-of-line call in the inner loops.
@@ -169,10 +172,12 @@ extension MatMul {
     @inline(__always)
     static func packedQ6K(_ grp: UnsafeRawPointer, _ nb: Int, _ a: Acts, _ t0: Int, _ nt: Int,
                           _ out: UnsafeMutablePointer<Float>, _ stride: Int) {
-        let m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30), k32 = _mm256_set1_epi8(32)
+        let m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30)
         let cols = a.cols
         let y0 = a.qs + t0 * cols, y1 = y0 + cols, y2 = y1 + cols, y3 = y2 + cols
         let d0 = a.d + t0 * nb, d1 = d0 + nb, d2 = d1 + nb, d3 = d2 + nb
+        let bs0 = a.sums.assumingMemoryBound(to: Int16.self) + t0 * (cols / 16)
+        let bs1 = bs0 + cols / 16, bs2 = bs1 + cols / 16, bs3 = bs2 + cols / 16
         var f0 = _mm256_setzero_ps(), f1 = f0, f2 = f0, f3 = f0
         for b in 0..<nb {
             let blk = grp + 1680 * b
@@ -181,41 +186,56 @@ extension MatMul {
                 if t0 == 0 { prefetch(blk + 105 * s, lines: 2) }
                 let sc = rowScales(blk + 16 + 8 * s, signed: true)
                 let hb = v256(blk + 1168 + 32 * s)
-                var a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0
-                for c in 0..<4 {
-                    let ql = v256(blk + 144 + 128 * (s >> 1) + 32 * c)
+                let lo = v256(blk + 144 + 128 * (s >> 1))
+                @inline(__always) func weights(_ c: Int) -> __m256i {
+                    let ql = c == 0 ? lo : v256(blk + 144 + 128 * (s >> 1) + 32 * c)
                     let nib = (s & 1) == 0 ? _mm256_and_si256(ql, m4) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4)
-                    let h: __m256i
                     switch c {
-                    case 0: h = _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30)
-                    case 1: h = _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30)
-                    case 2: h = _mm256_and_si256(hb, m30)
-                    default: h = _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30)
+                    case 0: return _mm256_or_si256(nib, _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30))
+                    case 1: return _mm256_or_si256(nib, _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30))
+                    case 2: return _mm256_or_si256(nib, _mm256_and_si256(hb, m30))
+                    default: return _mm256_or_si256(nib, _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30))
                     }
-                    let w = _mm256_sub_epi8(_mm256_or_si256(nib, h), k32)
-                    let aw = _mm256_sign_epi8(w, w)
-                    let o = 256 * b + 16 * s + 4 * c
-                    @inline(__always) func dot(_ y: UnsafePointer<Int8>, _ acc: inout __m256i) {
-                        acc = _mm256_add_epi16(acc, _mm256_maddubs_epi16(aw, _mm256_sign_epi8(bcast4(y + o), w)))
-                    }
-                    dot(y0, &a0)
-                    if nt > 1 { dot(y1, &a1) }
-                    if nt > 2 { dot(y2, &a2) }
-                    if nt > 3 { dot(y3, &a3) }
                 }
-                i0 = _mm256_add_epi32(i0, _mm256_madd_epi16(a0, sc))
-                if nt > 1 { i1 = _mm256_add_epi32(i1, _mm256_madd_epi16(a1, sc)) }
-                if nt > 2 { i2 = _mm256_add_epi32(i2, _mm256_madd_epi16(a2, sc)) }
-                if nt > 3 { i3 = _mm256_add_epi32(i3, _mm256_madd_epi16(a3, sc)) }
+                for half in 0..<2 {
+                    let wa = weights(2 * half), wb = weights(2 * half + 1)
+                    let o = 256 * b + 16 * s + 8 * half
+                    @inline(__always) func dot(_ y: UnsafePointer<Int8>, _ acc: inout __m256i) {
+                        let p = _mm256_add_epi16(_mm256_maddubs_epi16(wa, bcast4(y + o)),
+                                                 _mm256_maddubs_epi16(wb, bcast4(y + o + 4)))
+                        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, sc))
+                    }
+                    dot(y0, &i0)
+                    if nt > 1 { dot(y1, &i1) }
+                    if nt > 2 { dot(y2, &i2) }
+                    if nt > 3 { dot(y3, &i3) }
+                }
             }
+            // Offset: the stored values are q + 32, so subtract 32 * sum_s scale_s * bsum_s, with
+            // scales paired per 32-bit lane (s = 2j, 2j + 1) against the activations' sums per 16.
+            @inline(__always) func pairScales(_ j: Int) -> __m256i {
+                let e = _mm_loadl_epi64((blk + 16 + 16 * j).assumingMemoryBound(to: __m128i.self))
+                let o = _mm_loadl_epi64((blk + 24 + 16 * j).assumingMemoryBound(to: __m128i.self))
+                return _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(e, o))
+            }
+            let sp0 = pairScales(0), sp1 = pairScales(1), sp2 = pairScales(2), sp3 = pairScales(3)
+            let sp4 = pairScales(4), sp5 = pairScales(5), sp6 = pairScales(6), sp7 = pairScales(7)
             let dv = _mm256_cvtph_ps(v128(blk))
-            @inline(__always) func finish(_ iacc: __m256i, _ dy: UnsafePointer<Float>, _ f: inout __m256) {
-                f = _mm256_fmadd_ps(_mm256_mul_ps(dv, _mm256_broadcast_ss(dy + b)), _mm256_cvtepi32_ps(iacc), f)
+            @inline(__always) func finish(_ iacc: __m256i, _ bs: UnsafePointer<Int16>, _ dy: UnsafePointer<Float>,
+                                          _ f: inout __m256) {
+                let q = bs + 16 * b
+                let m = _mm256_add_epi32(
+                    _mm256_add_epi32(_mm256_add_epi32(_mm256_madd_epi16(sp0, bcast4(q)), _mm256_madd_epi16(sp1, bcast4(q + 2))),
+                                     _mm256_add_epi32(_mm256_madd_epi16(sp2, bcast4(q + 4)), _mm256_madd_epi16(sp3, bcast4(q + 6)))),
+                    _mm256_add_epi32(_mm256_add_epi32(_mm256_madd_epi16(sp4, bcast4(q + 8)), _mm256_madd_epi16(sp5, bcast4(q + 10))),
+                                     _mm256_add_epi32(_mm256_madd_epi16(sp6, bcast4(q + 12)), _mm256_madd_epi16(sp7, bcast4(q + 14)))))
+                let i = _mm256_sub_epi32(iacc, _mm256_slli_epi32(m, 5))
+                f = _mm256_fmadd_ps(_mm256_mul_ps(dv, _mm256_broadcast_ss(dy + b)), _mm256_cvtepi32_ps(i), f)
             }
-            finish(i0, d0, &f0)
-            if nt > 1 { finish(i1, d1, &f1) }
-            if nt > 2 { finish(i2, d2, &f2) }
-            if nt > 3 { finish(i3, d3, &f3) }
+            finish(i0, bs0, d0, &f0)
+            if nt > 1 { finish(i1, bs1, d1, &f1) }
+            if nt > 2 { finish(i2, bs2, d2, &f2) }
+            if nt > 3 { finish(i3, bs3, d3, &f3) }
         }
         storeRows(f0, out)
         if nt > 1 { storeRows(f1, out + stride) }
@@ -244,42 +264,52 @@ extension MatMul {
     @inline(__always)
     static func packedQ5_0(_ grp: UnsafeRawPointer, _ nb: Int, _ a: Acts, _ t0: Int, _ nt: Int,
                            _ out: UnsafeMutablePointer<Float>, _ stride: Int) {
-        let m4 = _mm256_set1_epi8(0x0F), k16 = _mm256_set1_epi8(16), ones = _mm256_set1_epi16(1)
+        let m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1)
         let cols = a.cols
         let y0 = a.qs + t0 * cols, y1 = y0 + cols, y2 = y1 + cols, y3 = y2 + cols
         let d0 = a.d + t0 * nb, d1 = d0 + nb, d2 = d1 + nb, d3 = d2 + nb
+        // 16 * sum of each block's activations (`quantizeRowQ8_0`): the stored values are q + 16.
+        let c0 = a.sums.assumingMemoryBound(to: Int32.self) + t0 * nb, c1 = c0 + nb, c2 = c1 + nb, c3 = c2 + nb
         var f0 = _mm256_setzero_ps(), f1 = f0, f2 = f0, f3 = f0
         for b in 0..<nb {
             let blk = grp + 176 * b
             if t0 == 0 { prefetch(blk) }
             let hb = v256(blk + 16)
-            var a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0
-            for c in 0..<4 {
-                let ql = v256(blk + 48 + 32 * c)
-                for half in 0..<2 {
-                    let v = c + 4 * half
-                    let nib = half == 0 ? _mm256_and_si256(ql, m4) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4)
-                    let w = _mm256_sub_epi8(_mm256_or_si256(nib, fifthBit(hb, v)), k16)
-                    let aw = _mm256_sign_epi8(w, w)
-                    let o = 32 * b + 4 * v
+            var i0 = _mm256_setzero_si256(), i1 = i0, i2 = i0, i3 = i0
+            // Vectors v = c (low nibbles of chunk c) and v = c + 4 (high nibbles); two chunks per
+            // int16 partial sum (4 products per lane pair at most).
+            for pair in 0..<2 {
+                var a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0
+                for k in 0..<2 {
+                    let c = 2 * pair + k
+                    let ql = v256(blk + 48 + 32 * c)
+                    let wl = _mm256_or_si256(_mm256_and_si256(ql, m4), fifthBit(hb, c))
+                    let wh = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql, 4), m4), fifthBit(hb, c + 4))
+                    let o = 32 * b + 4 * c
                     @inline(__always) func dot(_ y: UnsafePointer<Int8>, _ acc: inout __m256i) {
-                        acc = _mm256_add_epi16(acc, _mm256_maddubs_epi16(aw, _mm256_sign_epi8(bcast4(y + o), w)))
+                        acc = _mm256_add_epi16(acc, _mm256_add_epi16(_mm256_maddubs_epi16(wl, bcast4(y + o)),
+                                                                     _mm256_maddubs_epi16(wh, bcast4(y + o + 16))))
                     }
                     dot(y0, &a0)
                     if nt > 1 { dot(y1, &a1) }
                     if nt > 2 { dot(y2, &a2) }
                     if nt > 3 { dot(y3, &a3) }
                 }
+                i0 = _mm256_add_epi32(i0, _mm256_madd_epi16(a0, ones))
+                if nt > 1 { i1 = _mm256_add_epi32(i1, _mm256_madd_epi16(a1, ones)) }
+                if nt > 2 { i2 = _mm256_add_epi32(i2, _mm256_madd_epi16(a2, ones)) }
+                if nt > 3 { i3 = _mm256_add_epi32(i3, _mm256_madd_epi16(a3, ones)) }
             }
             let dv = _mm256_cvtph_ps(v128(blk))
-            @inline(__always) func finish(_ acc: __m256i, _ dy: UnsafePointer<Float>, _ f: inout __m256) {
-                let i = _mm256_madd_epi16(acc, ones)
+            @inline(__always) func finish(_ iacc: __m256i, _ corr: UnsafePointer<Int32>, _ dy: UnsafePointer<Float>,
+                                          _ f: inout __m256) {
+                let i = _mm256_sub_epi32(iacc, _mm256_set1_epi32(corr[b]))
                 f = _mm256_fmadd_ps(_mm256_mul_ps(dv, _mm256_broadcast_ss(dy + b)), _mm256_cvtepi32_ps(i), f)
             }
-            finish(a0, d0, &f0)
-            if nt > 1 { finish(a1, d1, &f1) }
-            if nt > 2 { finish(a2, d2, &f2) }
-            if nt > 3 { finish(a3, d3, &f3) }
+            finish(i0, c0, d0, &f0)
+            if nt > 1 { finish(i1, c1, d1, &f1) }
+            if nt > 2 { finish(i2, c2, d2, &f2) }
+            if nt > 3 { finish(i3, c3, d3, &f3) }
         }
         storeRows(f0, out)
         if nt > 1 { storeRows(f1, out + stride) }

@@ -359,7 +359,8 @@ public enum MatMul {
         let qs: UnsafePointer<Int8>
         /// Scale per block (32 or 256 values), token `t` at `d + t * blocksPerToken`.
         let d: UnsafePointer<Float>
-        /// Q8_K: Int16 sum per 16 values; Q8_0: Float `d * sum(q)` per 32 values.
+        /// Q8_K: Int16 sum per 16 values; Q8_0: Int32 `16 * sum(q)` per 32 values; int16
+        /// activations: Float `d * sum(q)` per 32 values.
         let sums: UnsafeRawPointer
         /// Q8_K only: Int16 sum per 32 values, token `t` at `pairs + t * (cols / 32)`.
         let pairs: UnsafePointer<Int16>
@@ -382,7 +383,7 @@ public enum MatMul {
                                sums.assumingMemoryBound(to: Int16.self) + t * (cols / 16), pairs + t * (cols / 32), nb)
             } else {
                 quantizeRowQ8_0(x + t * cols, qs + t * cols, d + t * nb,
-                                sums.assumingMemoryBound(to: Float.self) + t * nb, nb)
+                                sums.assumingMemoryBound(to: Int32.self) + t * nb, nb)
             }
         }
         if nTokens >= 4 && nTokens * cols >= 16384 {
@@ -463,16 +464,17 @@ public enum MatMul {
         return _mm256_max_ps(a, b)
     }
 
-    /// Q8_0-style: per 32 values, scale = amax / 127; also stores `d * sum(q)` per block.
+    /// Q8_0-style: per 32 values, scale = amax / 127; also stores `16 * sum(q)` per block (the
+    /// packed Q5_0 kernel's offset correction: it multiplies unsigned weights q + 16).
     static func quantizeRowQ8_0(_ x: UnsafePointer<Float>, _ qs: UnsafeMutablePointer<Int8>,
-                                _ d: UnsafeMutablePointer<Float>, _ s: UnsafeMutablePointer<Float>, _ nb: Int) {
+                                _ d: UnsafeMutablePointer<Float>, _ s: UnsafeMutablePointer<Int32>, _ nb: Int) {
         for b in 0..<nb {
             let amax = unsafeBitCast(absMax32(x + 32 * b), to: SIMD8<Float>.self).max()
             let dd = amax / 127
             let id = amax != 0 ? 127 / amax : 0
             let (s0, s1) = quantize32(x + 32 * b, _mm256_set1_ps(id), qs + 32 * b)
             d[b] = dd
-            s[b] = dd * Float(s0 + s1)
+            s[b] = 16 * (s0 + s1)
         }
     }
 
