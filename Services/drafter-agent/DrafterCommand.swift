@@ -58,7 +58,7 @@ struct DrafterCommand: AsyncParsableCommand {
         guard config.defaultK >= 1, config.maxK >= config.defaultK else { throw ValidationError("need 1 <= k <= k-max") }
 
         let modelName = Setting.string(model, env: "TANDEM_DRAFT_MODEL", default: ModelLoader.defaultDraft)
-        let loaded = try ModelLoader.load(modelName, logger: logger)
+        let loaded = try await ModelLoader.load(modelName, logger: logger)
         let engine = ForwardEngine(model: loaded.model, threads: profile.threads, logger: logger)
         let context = try BusContext()
         let replicaID = common.resolvedReplicaID(role: "drafter")

@@ -53,7 +53,7 @@ struct VerifierCommand: AsyncParsableCommand {
         config.policy = policy
         let threadCount = try Setting.int(threads, env: "TANDEM_THREADS", default: 2)
 
-        let loaded = try ModelLoader.load(modelName, logger: logger)
+        let loaded = try await ModelLoader.load(modelName, logger: logger)
         let engine = ForwardEngine(model: loaded.model, threads: threadCount, logger: logger)
         let context = try BusContext()
         let replicaID = common.resolvedReplicaID(role: "verifier")

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import TandemEngine
+import TandemService
 
 /// Loads a model named by catalog name, cached file name or path, with a clear error when it has
 /// not been fetched (`tandem models fetch NAME`).
@@ -13,7 +14,14 @@ public enum ModelLoader {
         public let name: String
     }
 
-    public static func load(_ nameOrPath: String, logger: Logger) throws -> Loaded {
+    /// `load(_:logger:)` on a dedicated thread: opening, validating and repacking a model takes about
+    /// a second for the 1.5B model, which must not hold one of the cooperative pool's threads.
+    public static func load(_ nameOrPath: String, logger: Logger) async throws -> Loaded {
+        try await BlockingWork.run("tandem-load-model") { try loadBlocking(nameOrPath, logger: logger) }
+    }
+
+    /// Loads on the calling thread (for tools and tests that are not on the cooperative pool).
+    public static func loadBlocking(_ nameOrPath: String, logger: Logger) throws -> Loaded {
         let url = try ModelStore(logger: logger).resolve(nameOrPath)
         let start = ContinuousClock.now
         let model = try LanguageModel.load(path: url.path, logger: logger)
