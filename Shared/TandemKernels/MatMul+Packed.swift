@@ -103,6 +103,23 @@ extension MatMul {
     @inline(__always)
     static func storeRows(_ v: __m256, _ out: UnsafeMutablePointer<Float>) { _mm256_storeu_ps(out, v) }
 
+    /// Stores the 8-row results of tokens `0..<nt` (`out` + token * `stride`).
+    @inline(__always)
+    static func storeTile(_ f0: __m256, _ f1: __m256, _ f2: __m256, _ f3: __m256, _ nt: Int,
+                          _ out: UnsafeMutablePointer<Float>, _ stride: Int) {
+        storeRows(f0, out)
+        if nt > 1 { storeRows(f1, out + stride) }
+        if nt > 2 { storeRows(f2, out + 2 * stride) }
+        if nt > 3 { storeRows(f3, out + 3 * stride) }
+    }
+
+    /// `f += (d_rows * dy) * i`: one block's integer dot products of 8 rows, scaled by the rows'
+    /// weight scales `dv` and the token's activation scale `*dy`.
+    @inline(__always)
+    static func accumulate(_ dv: __m256, _ dy: UnsafePointer<Float>, _ i: __m256i, _ f: inout __m256) {
+        f = _mm256_fmadd_ps(_mm256_mul_ps(dv, _mm256_broadcast_ss(dy)), _mm256_cvtepi32_ps(i), f)
+    }
+
     // MARK: Q4_K
 
     @inline(__always)
@@ -156,10 +173,7 @@ extension MatMul {
             if nt > 2 { finish(i2, p2, d2, &f2) }
             if nt > 3 { finish(i3, p3, d3, &f3) }
         }
-        storeRows(f0, out)
-        if nt > 1 { storeRows(f1, out + stride) }
-        if nt > 2 { storeRows(f2, out + 2 * stride) }
-        if nt > 3 { storeRows(f3, out + 3 * stride) }
+        storeTile(f0, f1, f2, f3, nt, out, stride)
     }
 
     @inline(__always)
@@ -230,17 +244,14 @@ extension MatMul {
                     _mm256_add_epi32(_mm256_add_epi32(_mm256_madd_epi16(sp4, bcast4(q + 8)), _mm256_madd_epi16(sp5, bcast4(q + 10))),
                                      _mm256_add_epi32(_mm256_madd_epi16(sp6, bcast4(q + 12)), _mm256_madd_epi16(sp7, bcast4(q + 14)))))
                 let i = _mm256_sub_epi32(iacc, _mm256_slli_epi32(m, 5))
-                f = _mm256_fmadd_ps(_mm256_mul_ps(dv, _mm256_broadcast_ss(dy + b)), _mm256_cvtepi32_ps(i), f)
+                accumulate(dv, dy + b, i, &f)
             }
             finish(i0, bs0, d0, &f0)
             if nt > 1 { finish(i1, bs1, d1, &f1) }
             if nt > 2 { finish(i2, bs2, d2, &f2) }
             if nt > 3 { finish(i3, bs3, d3, &f3) }
         }
-        storeRows(f0, out)
-        if nt > 1 { storeRows(f1, out + stride) }
-        if nt > 2 { storeRows(f2, out + 2 * stride) }
-        if nt > 3 { storeRows(f3, out + 3 * stride) }
+        storeTile(f0, f1, f2, f3, nt, out, stride)
     }
 
     // MARK: Q5_0
@@ -304,17 +315,14 @@ extension MatMul {
             @inline(__always) func finish(_ iacc: __m256i, _ corr: UnsafePointer<Int32>, _ dy: UnsafePointer<Float>,
                                           _ f: inout __m256) {
                 let i = _mm256_sub_epi32(iacc, _mm256_set1_epi32(corr[b]))
-                f = _mm256_fmadd_ps(_mm256_mul_ps(dv, _mm256_broadcast_ss(dy + b)), _mm256_cvtepi32_ps(i), f)
+                accumulate(dv, dy + b, i, &f)
             }
             finish(i0, c0, d0, &f0)
             if nt > 1 { finish(i1, c1, d1, &f1) }
             if nt > 2 { finish(i2, c2, d2, &f2) }
             if nt > 3 { finish(i3, c3, d3, &f3) }
         }
-        storeRows(f0, out)
-        if nt > 1 { storeRows(f1, out + stride) }
-        if nt > 2 { storeRows(f2, out + 2 * stride) }
-        if nt > 3 { storeRows(f3, out + 3 * stride) }
+        storeTile(f0, f1, f2, f3, nt, out, stride)
     }
 
     // MARK: Q8_0
@@ -349,16 +357,13 @@ extension MatMul {
             }
             let dv = _mm256_cvtph_ps(v128(blk))
             @inline(__always) func finish(_ i: __m256i, _ dy: UnsafePointer<Float>, _ f: inout __m256) {
-                f = _mm256_fmadd_ps(_mm256_mul_ps(dv, _mm256_broadcast_ss(dy + b)), _mm256_cvtepi32_ps(i), f)
+                accumulate(dv, dy + b, i, &f)
             }
             finish(i0, d0, &f0)
             if nt > 1 { finish(i1, d1, &f1) }
             if nt > 2 { finish(i2, d2, &f2) }
             if nt > 3 { finish(i3, d3, &f3) }
         }
-        storeRows(f0, out)
-        if nt > 1 { storeRows(f1, out + stride) }
-        if nt > 2 { storeRows(f2, out + 2 * stride) }
-        if nt > 3 { storeRows(f3, out + 3 * stride) }
+        storeTile(f0, f1, f2, f3, nt, out, stride)
     }
 }

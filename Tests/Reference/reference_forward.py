@@ -199,25 +199,15 @@ def apply_rope(x: np.ndarray, positions: np.ndarray, hp: HyperParams) -> np.ndar
     return out
 
 
-def quantize_activations_q8(x: np.ndarray, block: int = 32) -> np.ndarray:
-    """Round x to int8 with one absmax scale per `block` values, like llama.cpp's Q8_0/Q8_1/Q8_K
-    activation quantization (used only to *estimate* how far an engine doing that may drift)."""
+def quantize_activations(x: np.ndarray, block: int = 32, qmax: int = 127) -> np.ndarray:
+    """Round x to integers in [-qmax, qmax] with one absmax scale per `block` values: qmax 127 is
+    llama.cpp's Q8_0/Q8_1/Q8_K activation quantization, 32767 the engine's int16 one (used only to
+    *estimate* how far an engine doing that may drift)."""
     shape = x.shape
     if shape[-1] % block != 0:
         return x
     b = x.reshape(-1, block)
-    s = np.abs(b).max(axis=-1, keepdims=True) / 127.0
-    s = np.where(s == 0, 1.0, s)
-    return (np.rint(b / s) * s).reshape(shape)
-
-
-def quantize_activations_q16(x: np.ndarray, block: int = 32) -> np.ndarray:
-    """Round x to int16 with one absmax scale per `block` values (scale amax / 32767)."""
-    shape = x.shape
-    if shape[-1] % block != 0:
-        return x
-    b = x.reshape(-1, block)
-    s = np.abs(b).max(axis=-1, keepdims=True) / 32767.0
+    s = np.abs(b).max(axis=-1, keepdims=True) / float(qmax)
     s = np.where(s == 0, 1.0, s)
     return (np.rint(b / s) * s).reshape(shape)
 
@@ -230,10 +220,10 @@ def linear(model: GGUFModel, x: np.ndarray, name: str, opts: "Options | None" = 
     if opts is not None and opts.q8_activations:
         t = model.tensors[f"{name}.weight"].tensor_type
         if t in INT16_ACTIVATION_TYPES:
-            x = quantize_activations_q16(x, 32)
+            x = quantize_activations(x, 32, qmax=32767)
         elif t not in (GGMLQuantizationType.F32, GGMLQuantizationType.F16):
             k_quant = t.name.endswith("_K")
-            x = quantize_activations_q8(x, 256 if k_quant else 32)
+            x = quantize_activations(x, 256 if k_quant else 32)
     y = x @ model.weight(f"{name}.weight").T
     if model.has(f"{name}.bias") and not (opts is not None and "no_bias" in opts.mutations):
         y = y + model.weight(f"{name}.bias")
