@@ -1,3 +1,5 @@
+import Foundation
+
 /// What one edge device can do as a drafter: how fast it drafts with a given draft model, and the
 /// network it sits behind. Written by `tandem profile` on a real device (measured) or by hand from a
 /// cited public figure; read by emulated devices (`drafter-agent --emulate`), `tandem bench fleet`
@@ -93,6 +95,21 @@ public struct EdgeDeviceProfile: Codable, Sendable, Hashable {
         if k <= draftMs.count { return draftMs[k - 1] / 1000 }
         let step = draftMs.count >= 2 ? (draftMs[draftMs.count - 1] - draftMs[draftMs.count - 2]) / 1000 : perToken
         return draftMs[draftMs.count - 1] / 1000 + Double(k - draftMs.count) * max(step, 0)
+    }
+
+    /// Reads and validates a profile file.
+    public static func load(path: String) throws -> EdgeDeviceProfile {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ProfileError("cannot read \(path)")
+        }
+        let profile: EdgeDeviceProfile
+        do {
+            profile = try JSONDecoder().decode(EdgeDeviceProfile.self, from: data)
+        } catch {
+            throw ProfileError("\(path) is not a device profile: \(error)")
+        }
+        try profile.validate()
+        return profile
     }
 
     /// Checks the fields a reader relies on; the message names the field.
