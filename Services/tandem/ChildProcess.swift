@@ -1,8 +1,8 @@
 import Foundation
 import TandemService
 
-/// A service started by `tandem up`: its stdout is scanned for the READY line, its stderr goes
-/// to a log file.
+/// A service started by `tandem up`: its stdout is scanned for the READY line, and both its
+/// stdout and stderr go to a log file (``logPath``), whose tail explains a failed start.
 final class ChildProcess: @unchecked Sendable {
     let name: String
     let process = Process()
@@ -10,6 +10,7 @@ final class ChildProcess: @unchecked Sendable {
     private let lock = NSLock()
     private var ready: [String: String]?
     private var buffer = Data()
+    private var stdoutClosed = false
 
     init(name: String, executable: String, arguments: [String], environment: [String: String], logDirectory: String) throws {
         self.name = name
@@ -28,6 +29,7 @@ final class ChildProcess: @unchecked Sendable {
             guard let self else { return }
             if data.isEmpty {
                 handle.readabilityHandler = nil
+                self.lock.withLock { self.stdoutClosed = true }
                 return
             }
             log.write(data)
@@ -38,6 +40,40 @@ final class ChildProcess: @unchecked Sendable {
 
     var pid: Int32 { process.processIdentifier }
     var isRunning: Bool { process.isRunning }
+
+    /// How the process ended ("exited with status 1", "killed by signal 9"), or "still running".
+    var exitDescription: String {
+        if process.isRunning { return "still running" }
+        switch process.terminationReason {
+        case .exit: return "exited with status \(process.terminationStatus)"
+        case .uncaughtSignal: return "killed by signal \(process.terminationStatus)"
+        @unknown default: return "ended (status \(process.terminationStatus))"
+        }
+    }
+
+    /// The last `characters` of the log (stdout and stderr). After an exit, first waits briefly
+    /// for the stdout reader to reach end-of-file, so the final lines (usually the reason) are in.
+    func logTail(_ characters: Int = 3000) async -> String {
+        await drainStdout()
+        let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        return String(text.suffix(characters))
+    }
+
+    /// After an exit, waits (up to 1 s) until the stdout reader has read everything.
+    private func drainStdout() async {
+        guard !process.isRunning else { return }
+        let deadline = ContinuousClock.now + .seconds(1)
+        while !lock.withLock({ stdoutClosed }), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    /// "<name> <exit description>; last output (<log path>): <tail>", for error messages.
+    func failureReport(_ what: String) async -> String {
+        let tail = await logTail().trimmingCharacters(in: .whitespacesAndNewlines)
+        return "\(name) \(what) (\(exitDescription)); last output (\(logPath)):\n"
+            + (tail.isEmpty ? "(empty)" : tail)
+    }
 
     private func consume(_ data: Data) {
         lock.lock()
@@ -63,7 +99,11 @@ final class ChildProcess: @unchecked Sendable {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if let value = lock.withLock({ ready }) { return value }
-            if !process.isRunning { return nil }
+            if !process.isRunning {
+                // It may have printed READY just before exiting: look once more after the reader drained.
+                await drainStdout()
+                return lock.withLock { ready }
+            }
             try? await Task.sleep(for: .milliseconds(20))
         }
         return nil

@@ -60,17 +60,9 @@ final class ClusterLauncher: @unchecked Sendable {
         return (exe as NSString).deletingLastPathComponent
     }
 
-    /// Well-known ports, or free ports picked up front in ephemeral mode (so every service can be
-    /// told every endpoint before it starts, in any order).
-    private lazy var ports: [Int: Int] = {
-        var map: [Int: Int] = [:]
-        for port in [5550, 5560, 5570, 5575, 5580, 5581, 5585, 8080] {
-            map[port] = plan.ephemeral ? FreePort.pick() : port
-        }
-        return map
-    }()
-
-    private func bind(_ port: Int) -> String { "tcp://127.0.0.1:\(ports[port] ?? port)" }
+    /// A well-known port's bind endpoint, or port 0 (`*`: the service picks a free port and
+    /// reports it on its READY line) in ephemeral mode.
+    private func endpoint(_ port: Int) -> String { plan.ephemeral ? "tcp://127.0.0.1:*" : "tcp://127.0.0.1:\(port)" }
 
     private func spawn(_ name: String, product: String, _ arguments: [String], env: [String: String] = [:]) throws -> ChildProcess {
         var environment = ProcessInfo.processInfo.environment.merging(plan.environment) { $1 }
@@ -83,39 +75,93 @@ final class ClusterLauncher: @unchecked Sendable {
         return child
     }
 
+    /// The child's READY fields; if it exits first (or stays silent past `timeout`), a
+    /// ``LaunchError`` with its exit status and the tail of its output, so the failure says why.
     private func ready(_ child: ChildProcess, timeout: Duration = .seconds(60)) async throws -> [String: String] {
-        guard let fields = await child.waitReady(timeout: timeout) else {
-            throw LaunchError("\(child.name) did not start (see \(child.logPath))")
-        }
-        return fields
+        if let fields = await child.waitReady(timeout: timeout) { return fields }
+        let what = child.isRunning ? "printed no READY line within \(timeout)" : "exited before its READY line"
+        let report = await child.failureReport(what)
+        throw LaunchError(report, addressInUse: report.contains("Address already in use"))
     }
 
+    /// An endpoint a service reported on its READY line; in ephemeral mode it must be there
+    /// (the configured `*` endpoint is not connectable), otherwise `configured` stands in.
+    private func reported(_ key: String, _ fields: [String: String], by child: ChildProcess, configured: String) throws -> String {
+        if let value = fields[key], !value.isEmpty { return value }
+        guard !plan.ephemeral else { throw LaunchError("\(child.name)'s READY line has no '\(key)=' field: \(fields)") }
+        return configured
+    }
+
+    /// How many times an ephemeral start is tried when a service could not bind its port
+    /// (every attempt uses fresh ports). Binding port 0 makes this all but impossible; it stays
+    /// as a net for a port race we do not know of.
+    static let ephemeralStartAttempts = 3
+
     func start() async throws -> ClusterEndpoints {
-        let control = bind(5550), xsub = bind(5580), xpub = bind(5581), query = bind(5585)
+        var attempt = 1
+        while true {
+            do {
+                return try await startOnce()
+            } catch let error as LaunchError where error.addressInUse && plan.ephemeral
+                && attempt < Self.ephemeralStartAttempts {
+                logger.warning("start-up attempt \(attempt) could not bind a port; stopping and retrying",
+                               metadata: ["error": "\(error)"])
+                await shutdown(grace: .seconds(5))
+                children.removeAll()
+                attempt += 1
+            }
+        }
+    }
+
+    /// One start: each service in dependency order, each told the endpoints its predecessors reported.
+    ///
+    /// In ephemeral mode every socket binds port 0 and the real port comes back on the READY line,
+    /// so no port can be taken between picking and binding it. The one exception is the gateway's
+    /// control port, which the metrics-store (started first, because the gateway publishes to it)
+    /// must be told up front: it is reserved (``FreePort/reserve()``) until the gateway has bound it.
+    /// (Before, all eight ports were picked up front with bind-0-and-close: the kernel may return
+    /// the same port twice, and ~0.2 % of starts failed in the first second with a service unable
+    /// to bind.)
+    private func startOnce() async throws -> ClusterEndpoints {
+        var reservation: FreePort.Reservation?
+        if plan.ephemeral {
+            guard let held = FreePort.reserve() else { throw LaunchError("could not reserve a free port on 127.0.0.1") }
+            reservation = held
+        }
+        defer { reservation?.release() }
+        let controlBind = reservation.map { "tcp://127.0.0.1:\($0.port)" } ?? "tcp://127.0.0.1:5550"
+
         let store = try spawn("metrics-store", product: "metrics-store", [
-            "--xsub-bind", xsub, "--xpub-bind", xpub, "--query-bind", query,
+            "--xsub-bind", endpoint(5580), "--xpub-bind", endpoint(5581), "--query-bind", endpoint(5585),
             "--db", (plan.dataDirectory as NSString).appendingPathComponent("metrics.sqlite"),
-            "--gateway-control", control,
+            "--gateway-control", controlBind,
         ])
-        _ = try await ready(store)
-        let httpBind = plan.ephemeral ? "127.0.0.1:\(ports[8080]!)" : plan.httpBind
-        var gatewayArgs = ["--http-bind", httpBind, "--control-bind", control, "--events-pub", xsub,
+        let storeFields = try await ready(store)
+        let xsub = try reported("xsub", storeFields, by: store, configured: endpoint(5580))
+        let xpub = try reported("xpub", storeFields, by: store, configured: endpoint(5581))
+        let query = try reported("query", storeFields, by: store, configured: endpoint(5585))
+
+        let httpBind = plan.ephemeral ? "127.0.0.1:0" : plan.httpBind
+        var gatewayArgs = ["--http-bind", httpBind, "--control-bind", controlBind, "--events-pub", xsub,
                            "--metrics-query", query]
         if let model = plan.targetModel { gatewayArgs += ["--model", model] }
         let gateway = try spawn("gateway", product: "gateway", gatewayArgs)
         let gatewayFields = try await ready(gateway)
-        let http = gatewayFields["http"] ?? "http://\(httpBind)"
+        reservation?.release()  // the gateway listens on it now
+        let http = try reported("http", gatewayFields, by: gateway, configured: "http://\(httpBind)")
+        let control = try reported("control", gatewayFields, by: gateway, configured: controlBind)
+
         let common = ["--gateway-control", control, "--events-pub", xsub, "--events-sub", xpub,
                       "--metrics-query", query]
-        let estimator = try spawn("estimator", product: "estimator", ["--bind", bind(5570)] + common)
-        let advisor = try spawn("config-advisor", product: "config-advisor", ["--bind", bind(5575)] + common)
-        _ = try await ready(estimator)
-        _ = try await ready(advisor)
-        let estimatorEndpoint = bind(5570), advisorEndpoint = bind(5575)
+        let estimator = try spawn("estimator", product: "estimator", ["--bind", endpoint(5570)] + common)
+        let advisor = try spawn("config-advisor", product: "config-advisor", ["--bind", endpoint(5575)] + common)
+        let estimatorEndpoint = try reported("estimator", try await ready(estimator), by: estimator,
+                                             configured: endpoint(5570))
+        let advisorEndpoint = try reported("advisor", try await ready(advisor), by: advisor, configured: endpoint(5575))
         let services = common + ["--estimator", estimatorEndpoint, "--advisor", advisorEndpoint]
         var verifiers: [ChildProcess] = []
         for i in 0..<plan.verifiers {
-            var args = ["--bind", plan.verifiers > 1 || plan.ephemeral ? "tcp://127.0.0.1:*" : bind(5560),
+            var args = ["--bind", plan.verifiers > 1 || plan.ephemeral ? "tcp://127.0.0.1:*" : "tcp://127.0.0.1:5560",
                         "--replica-id", "verifier-\(i + 1)"] + services
             if let model = plan.targetModel { args += ["--model", model] }
             verifiers.append(try spawn("verifier-\(i + 1)", product: "verifier", args))
@@ -142,7 +188,7 @@ final class ClusterLauncher: @unchecked Sendable {
         var last: ClusterStatus?
         while ContinuousClock.now < deadline {
             if let died = children.first(where: { !$0.isRunning }) {
-                throw LaunchError("\(died.name) exited during start-up (see \(died.logPath))")
+                throw LaunchError(await died.failureReport("exited during start-up"))
             }
             if case .clusterStatus(let status)? = try? await client.call(.status(StatusQuery()), timeout: .seconds(1)) {
                 last = status
@@ -182,5 +228,10 @@ final class ClusterLauncher: @unchecked Sendable {
 
 struct LaunchError: Error, CustomStringConvertible {
     var description: String
-    init(_ description: String) { self.description = description }
+    /// A child failed because its address was in use (an ephemeral start retries on fresh ports).
+    var addressInUse = false
+    init(_ description: String, addressInUse: Bool = false) {
+        self.description = description
+        self.addressInUse = addressInUse
+    }
 }

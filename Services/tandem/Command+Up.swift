@@ -59,7 +59,9 @@ struct UpCommand: AsyncParsableCommand {
                 for await _ in signals { break }
             }
         } catch {
-            say("tandem up failed: \(error)")
+            // On stderr: this is the only word on why `tandem up` exits 1 (a caller that waits for
+            // READY on stdout, such as the test harness, reports stderr with the exit status).
+            sayError("tandem up failed: \(error)")
             await launcher.shutdown()
             throw ExitCode.failure
         }
@@ -138,4 +140,9 @@ enum StatusTable {
 /// text and status lines appear in order, live, also through a pipe.
 func say(_ text: String, terminator: String = "\n") {
     FileHandle.standardOutput.write(Data((text + terminator).utf8))
+}
+
+/// Like ``say(_:terminator:)``, on stderr: failures, so they are not lost among stdout's lines.
+func sayError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
 }

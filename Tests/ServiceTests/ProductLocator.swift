@@ -115,6 +115,8 @@ final class ProductProcess: Sendable {
                     lines.append(line)
                 }
             }
+            if !partial.isEmpty { lines.append(String(decoding: partial, as: UTF8.self)) }
+            lines.close()
         }
         reader.name = "\(product)-stdout"
         reader.start()
@@ -135,18 +137,45 @@ final class ProductProcess: Sendable {
         var description: String { what }
     }
 
-    /// Waits for the first stdout line starting with `prefix`.
+    /// How the child ended ("exited with status 1", "killed by signal 9"), or "still running".
+    var exitDescription: String {
+        if process.isRunning { return "still running" }
+        switch process.terminationReason {
+        case .exit: return "exited with status \(process.terminationStatus)"
+        case .uncaughtSignal: return "killed by signal \(process.terminationStatus)"
+        @unknown default: return "ended with status \(process.terminationStatus)"
+        }
+    }
+
+    /// Everything a failure report needs: the exit status and the tails of stdout and stderr.
+    /// After an exit, first waits (up to 1 s) for the stdout reader to reach end-of-file, so the
+    /// child's last words are included.
+    func diagnostics(stdoutLines count: Int = 30, stderrCharacters: Int = 4000) async -> String {
+        if !process.isRunning {
+            let end = ContinuousClock.now + .seconds(1)
+            while !lines.isClosed, ContinuousClock.now < end { try? await Task.sleep(for: .milliseconds(10)) }
+        }
+        let out = stdoutLines.suffix(count).joined(separator: "\n")
+        let err = logTail(stderrCharacters).trimmingCharacters(in: .whitespacesAndNewlines)
+        return "\(product) (pid \(pid)) \(exitDescription)\n--- stdout (last \(count) lines) ---\n"
+            + (out.isEmpty ? "(empty)" : out) + "\n--- stderr (\(logPath)) ---\n" + (err.isEmpty ? "(empty)" : err)
+    }
+
+    /// Waits for the first stdout line starting with `prefix`. Fails (with ``diagnostics()``) as
+    /// soon as the child exits, or after `timeout`.
     func waitForLine(prefix: String, timeout: Duration) async throws -> String {
         let end = ContinuousClock.now + timeout
         while ContinuousClock.now < end {
             if let line = stdoutLines.first(where: { $0.hasPrefix(prefix) }) { return line }
             if !process.isRunning {
-                throw Timeout(what: "\(product) exited (status \(process.terminationStatus)) before printing "
-                                  + "'\(prefix)'; stderr: \(logTail())")
+                let report = await diagnostics()
+                // It may have printed the line just before exiting; the reader has drained stdout now.
+                if let line = stdoutLines.first(where: { $0.hasPrefix(prefix) }) { return line }
+                throw Timeout(what: "\(product) exited before printing '\(prefix)': \(report)")
             }
             try await Task.sleep(for: .milliseconds(20))
         }
-        throw Timeout(what: "\(product) printed no '\(prefix)' line within \(timeout); stderr: \(logTail())")
+        throw Timeout(what: "\(product) printed no '\(prefix)' line within \(timeout): \(await diagnostics())")
     }
 
     func signal(_ signal: Int32) {
@@ -184,6 +213,10 @@ final class ProductProcess: Sendable {
 /// Lines read from a child's stdout, shared between the reader thread and the test.
 private final class LineBuffer: Sendable {
     private let lines = Mutex<[String]>([])
+    private let closed = Mutex(false)
     func append(_ line: String) { lines.withLock { $0.append(line) } }
     var all: [String] { lines.withLock { $0 } }
+    /// The reader saw end-of-file: every line the child wrote is in.
+    func close() { closed.withLock { $0 = true } }
+    var isClosed: Bool { closed.withLock { $0 } }
 }

@@ -29,7 +29,7 @@ final class TestCluster: Sendable {
             ready = try await up.waitForLine(prefix: "READY http=", timeout: timeout + .seconds(30))
         } catch {
             await up.kill()
-            throw error
+            throw StartFailure(description: "\(error)\n" + serviceLogTails(dataDir))
         }
         let fields = ReadyLine.parse(ready) ?? [:]
         var pids: [String: Int32] = [:]
@@ -39,6 +39,24 @@ final class TestCluster: Sendable {
         }
         return TestCluster(up: up, http: fields["http"] ?? "", control: fields["control"] ?? "", pids: pids,
                            dataDir: dataDir)
+    }
+
+    /// Why a cluster did not come up: `tandem up`'s exit status and output, then each service's log.
+    struct StartFailure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// The tail of every service log `tandem up` wrote under `dataDir/logs` (stdout and stderr
+    /// of each service), so a start that hung or failed shows what each service last said.
+    static func serviceLogTails(_ dataDir: String, characters: Int = 1500) -> String {
+        let logs = dataDir + "/logs"
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: logs)) ?? []).sorted()
+        guard !names.isEmpty else { return "(no service logs in \(logs))" }
+        return names.map { name in
+            let text = (try? String(contentsOfFile: logs + "/" + name, encoding: .utf8)) ?? ""
+            let tail = text.suffix(characters).trimmingCharacters(in: .whitespacesAndNewlines)
+            return "--- \(logs)/\(name) ---\n" + (tail.isEmpty ? "(empty)" : tail)
+        }.joined(separator: "\n")
     }
 
     private init(up: ProductProcess, http: String, control: String, pids: [String: Int32], dataDir: String) {
