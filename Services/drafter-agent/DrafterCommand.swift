@@ -40,6 +40,22 @@ struct DrafterCommand: AsyncParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Dynamic drafting: stop a round early when the next draft token is likely rejected.")
     var dynamic = true
 
+    @Flag(name: .customLong("load-aware"), inversion: .prefixedNo,
+          help: "Plan K each round from the verifier's observed load, K = 0 included (needs --dynamic).")
+    var loadAware = true
+
+    @Option(help: "Edge devices this process hosts, with ids PREFIX-1...N; requests name one with X-Tandem-Device [TANDEM_DEVICES].")
+    var devices: Int?
+
+    @Option(name: .customLong("device-prefix"), help: "Prefix of hosted device ids [TANDEM_DEVICE_PREFIX] (default: the replica id).")
+    var devicePrefix: String?
+
+    @Option(help: "Emulate devices: replay the drafts of this trace (tandem fleet record) instead of running a model [TANDEM_EMULATE].")
+    var emulate: String?
+
+    @Option(help: "Device profile JSON (tandem profile) giving emulated devices' draft time and network [TANDEM_DEVICE_PROFILE].")
+    var profile: String?
+
     func run() async throws {
         TelemetryBootstrap.bootstrap(label: "drafter-agent", level: common.resolvedLogLevel())
         let logger = Logger(label: "tandem.drafter")
@@ -57,31 +73,60 @@ struct DrafterCommand: AsyncParsableCommand {
         config.dynamic = dynamic
         guard config.defaultK >= 1, config.maxK >= config.defaultK else { throw ValidationError("need 1 <= k <= k-max") }
 
-        let modelName = Setting.string(model, env: "TANDEM_DRAFT_MODEL", default: ModelLoader.defaultDraft)
-        let loaded = try await ModelLoader.load(modelName, logger: logger)
-        let engine = ForwardEngine(model: loaded.model, threads: profile.threads, logger: logger)
+        config.loadAware = loadAware
         let context = try BusContext()
         let replicaID = common.resolvedReplicaID(role: "drafter")
+        let deviceCount = try Setting.int(devices, env: "TANDEM_DEVICES", default: 0)
+        guard deviceCount >= 0 else { throw ValidationError("--devices must be non-negative") }
+        let prefix = Setting.string(devicePrefix, env: "TANDEM_DEVICE_PREFIX", default: replicaID)
+        let hosted: [String]? = deviceCount > 0 ? (1...deviceCount).map { "\(prefix)-\($0)" } : nil
+
+        let source: any DraftSource
+        var targetHint = ModelLoader.defaultTarget
+        if let tracePath = Setting.optionalString(emulate, env: "TANDEM_EMULATE") {
+            guard let profilePath = Setting.optionalString(self.profile, env: "TANDEM_DEVICE_PROFILE") else {
+                throw ValidationError("--emulate needs --profile: emulated devices take their draft time from a device profile")
+            }
+            let trace = try FleetTrace.load(path: tracePath)
+            let deviceProfile = try EdgeDeviceProfile.load(path: profilePath)
+            config.maxK = min(config.maxK, trace.kMax)
+            config.defaultK = min(config.defaultK, config.maxK)
+            targetHint = trace.targetModel
+            source = EmulatedDraftSource(trace: trace, tracePath: tracePath, profile: deviceProfile,
+                                         devices: hosted ?? [replicaID], logger: logger)
+            logger.notice("EMULATED devices: drafts replayed from a recorded trace, device time from a profile", metadata: [
+                "trace": "\(tracePath)", "draft": "\(trace.draftModel)", "target": "\(trace.targetModel)",
+                "profile": "\(deviceProfile.name)", "profile_source": "\(deviceProfile.source)",
+                "devices": "\(hosted?.count ?? 1)"])
+        } else {
+            let modelName = Setting.string(model, env: "TANDEM_DRAFT_MODEL", default: ModelLoader.defaultDraft)
+            let loaded = try await ModelLoader.load(modelName, logger: logger)
+            let engine = ForwardEngine(model: loaded.model, threads: profile.threads, logger: logger)
+            source = ModelDraftSource(engine: engine, tokenizer: loaded.tokenizer, modelName: loaded.name,
+                                      quantization: loaded.model.gguf.dominantTypeName, device: profile,
+                                      devices: hosted, maxK: config.maxK, draftSupport: config.draftSupport)
+        }
         let events = try EventPublisher(context: context, connect: try common.eventsPubEndpoint(), logger: logger)
-        let quantization = loaded.model.gguf.dominantTypeName
-        let core = DrafterCore(engine: engine, tokenizer: loaded.tokenizer, modelName: loaded.name,
-                               quantization: quantization, device: profile, replicaID: replicaID,
-                               configuration: config, context: context, events: events, logger: logger)
+        let core = DrafterCore(source: source, device: profile, replicaID: replicaID, configuration: config,
+                               context: context, events: events, logger: logger)
         let advisor = try common.advisorEndpoint()
         Task {
             // The config-advisor's K for this device (design.md §2); the flag's K stays if it is down.
             let client = try BusEndpoint.dealer(context: context, connect: advisor, logger: logger)
             defer { Task { await client.close() } }
-            let query = AdvisorQuery(device: profile, objective: .goodput, targetModel: ModelLoader.defaultTarget,
-                                     candidates: [loaded.name])
+            let query = AdvisorQuery(device: profile, objective: .goodput, targetModel: targetHint,
+                                     candidates: [source.modelName])
             if case .advice(let advice)? = try? await client.call(.advise(query), timeout: .seconds(3)) {
                 core.setAdvisedK(advice.k)
                 logger.info("config-advisor recommends K=\(advice.k) (\(advice.basis))")
             }
         }
         try await ReplicaMain.run(
-            role: .drafter, common: common, context: context, logger: logger, model: loaded.name, device: profile,
-            attributes: ["k": "\(config.defaultK)", "k_max": "\(config.maxK)", "dynamic": "\(dynamic)"],
+            role: .drafter, common: common, context: context, logger: logger, model: source.modelName, device: profile,
+            attributes: source.attributes.merging(
+                ["k": "\(config.defaultK)", "k_max": "\(config.maxK)", "dynamic": "\(dynamic)",
+                 "load_aware": "\(loadAware)"], uniquingKeysWith: { a, _ in a }),
+            devices: source.devices,
             load: { core.load },
             handler: { envelope, _ in await core.handle(envelope.message) },
             agentReady: { core.attach($0) })

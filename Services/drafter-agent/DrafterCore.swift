@@ -18,21 +18,19 @@ final class DrafterCore: @unchecked Sendable {
         var maxK = 8
         /// Use WISP-style dynamic drafting (stop early when the next token is likely rejected).
         var dynamic = true
+        /// Load-aware K (WISP): plan each round from the verifier's observed batch cost and load, with
+        /// K = 0 (the verifier decodes this round alone) as a candidate. Needs `dynamic`.
+        var loadAware = true
         var verifyTimeout: Duration = .seconds(10)
         /// Largest support of the truncated draft distribution sent in `exact` mode.
-        var draftSupport = 32
+        var draftSupport = SpeculativeDrafter.defaultMaxSupport
     }
 
-    let engine: ForwardEngine
-    let tokenizer: Tokenizer
-    let modelName: String
-    let quantization: String
+    let source: any DraftSource
     let device: DeviceProfile
     let replicaID: ReplicaID
     private let configuration: Configuration
     private let context: BusContext
-    private let compute: ComputeThread
-    private let drafter: SpeculativeDrafter
     private let logger: Logger
     private let events: EventPublisher?
 
@@ -41,24 +39,21 @@ final class DrafterCore: @unchecked Sendable {
     private let control = Mutex<ControlAgent?>(nil)
     private let advisedK = Atomic<Int>(0)
     private let profile = Mutex<(tokens: Int, seconds: Double, rounds: Int)>((0, 0, 0))
+    /// The verifiers' batch cost as this drafter observes it (from every verification's timings).
+    private let verifierCost = Mutex<VerifierCostModel>(VerifierCostModel())
 
-    init(engine: ForwardEngine, tokenizer: Tokenizer, modelName: String, quantization: String, device: DeviceProfile,
-         replicaID: ReplicaID, configuration: Configuration, context: BusContext, events: EventPublisher?,
-         logger: Logger) {
-        self.engine = engine
-        self.tokenizer = tokenizer
-        self.modelName = modelName
-        self.quantization = quantization
+    init(source: any DraftSource, device: DeviceProfile, replicaID: ReplicaID, configuration: Configuration,
+         context: BusContext, events: EventPublisher?, logger: Logger) {
+        self.source = source
         self.device = device
         self.replicaID = replicaID
         self.configuration = configuration
         self.context = context
         self.events = events
         self.logger = logger
-        self.compute = ComputeThread(name: "drafter-compute")
-        self.drafter = SpeculativeDrafter(vocabSize: engine.model.config.vocabularySize,
-                                          maxSupport: configuration.draftSupport)
     }
+
+    var modelName: String { source.modelName }
 
     func attach(_ agent: ControlAgent) { control.withLock { $0 = agent } }
 
@@ -66,7 +61,7 @@ final class DrafterCore: @unchecked Sendable {
     func setAdvisedK(_ k: Int) { advisedK.store(k, ordering: .relaxed) }
 
     var load: ReplicaLoad {
-        ReplicaLoad(activeSessions: sessions.withLock { $0.count }, queuedRequests: compute.backlog)
+        ReplicaLoad(activeSessions: sessions.withLock { $0.count }, queuedRequests: source.backlog)
     }
 
     func shutdown() async {
@@ -76,7 +71,7 @@ final class DrafterCore: @unchecked Sendable {
         }
         for task in tasks { task.cancel() }
         for endpoint in verifiers.withLock({ Array($0.values) }) { await endpoint.close() }
-        compute.stop()
+        source.shutdown()
     }
 
     // MARK: Messages
@@ -161,15 +156,14 @@ final class DrafterCore: @unchecked Sendable {
             do {
                 draft = k == 0
                     ? DraftOutput(tokens: [], distributions: [], seconds: 0, planned: 0)
-                    : try await compute.run { try self.draft(session, k: k) }
+                    : try await source.draft(session, k: k)
             } catch {
                 await report(session, tokens: [], finish: .error, error: "drafting failed: \(error)")
                 return
             }
-            if device.computeThrottle < 1, draft.seconds > 0 {
-                try? await Task.sleep(for: .seconds(draft.seconds * (1 / device.computeThrottle - 1)))
-            }
             if Task.isCancelled { return }
+            // Centralized serving (K fixed to 0) is driven from beside the verifier: no device network.
+            let overNetwork = session.start.k != 0
             let n = session.committed.count
             logger.trace("round", metadata: ["session": "\(id)", "position": "\(n)", "drafted": "\(draft.tokens.count)"])
             let request = VerifyRequest(
@@ -179,12 +173,18 @@ final class DrafterCore: @unchecked Sendable {
                 draftMs: draft.seconds * 1000, k: draft.planned, drafterID: replicaID, draftModel: modelName,
                 device: device.name)
             do {
+                let sent = ContinuousClock.now
+                if overNetwork { await source.transfer(session, bytes: 160 + 12 * draft.tokens.count, up: true) }
                 let reply = try await verifier.call(.verify(request), timeout: configuration.verifyTimeout)
+                if overNetwork { await source.transfer(session, bytes: 200 + 12 * draft.tokens.count, up: false) }
                 guard case .verified(let result) = reply else {
                     logger.warning("unexpected verify reply", metadata: ["kind": "\(reply.kind.rawValue)"])
                     continue
                 }
                 if Task.isCancelled { return }
+                // Everything but the verifier's queue and batch: network and bus (the planner's round trip).
+                let wall = ServiceClock.millis(since: sent)
+                session.lastNetworkSeconds = max(0, wall - result.timings.queueMs - result.timings.batchMs) / 1000
                 if await apply(result, draft: draft, to: session) { return }
             } catch RPCError.remote(let error) where error.code == .contextMismatch || error.code == .unknownSession {
                 logger.info("verifier lost the session; reopening", metadata: ["session": "\(id)", "why": "\(error.message)"])
@@ -202,9 +202,14 @@ final class DrafterCore: @unchecked Sendable {
 
     private func plannedK(_ session: DrafterSession) -> Int {
         if session.start.k == 0 { return 0 }
-        let plan = session.controller.beginRound(verifyTime: nil)
         let remaining = session.start.maxTokens - session.generatedCount - 1
-        let room = engine.model.config.contextLength - session.committed.count - 2
+        let room = source.contextLength - session.committed.count - 2
+        var verifyTime: VerifyTimeModel?
+        if configuration.loadAware, configuration.dynamic, session.start.k == nil {
+            let rtt = session.lastNetworkSeconds
+            verifyTime = verifierCost.withLock { $0.roundModel(contextTokens: session.committed.count, networkSeconds: rtt) }
+        }
+        let plan = session.controller.beginRound(verifyTime: verifyTime, allowNoDraft: verifyTime != nil)
         return max(0, min(plan.maxDraftLength, remaining, room))
     }
 
@@ -214,6 +219,19 @@ final class DrafterCore: @unchecked Sendable {
         session.stats.rounds += 1
         session.stats.drafted += draft.tokens.count
         session.stats.accepted += result.accepted
+        session.stats.draftMs += draft.seconds * 1000
+        if draft.tokens.isEmpty {
+            session.stats.plainRounds += 1
+        } else {
+            let rejected = draft.tokens.count - min(result.accepted, draft.tokens.count)
+            session.stats.wastedDraftMs += draft.seconds * 1000 * Double(rejected) / Double(draft.tokens.count)
+        }
+        let t = result.timings
+        verifierCost.withLock {
+            $0.observe(sequences: t.batchSequences, positions: t.batchTokens, contextTokens: t.batchContextTokens,
+                       batchSeconds: t.batchMs / 1000, ownPositions: draft.tokens.count + 1,
+                       ownContext: session.committed.count - result.tokens.count)
+        }
         if !draft.tokens.isEmpty {
             session.controller.finishRound(drafted: draft.tokens.count, accepted: result.accepted)
             session.controller.recordDraftTime(seconds: draft.seconds, tokens: draft.tokens.count)
@@ -222,7 +240,7 @@ final class DrafterCore: @unchecked Sendable {
         // Trim at max_tokens and at the first end-of-generation token.
         var newTokens = Array(session.committed[(session.promptLength + session.reported)...])
         var finish: FinishReason?
-        if let eog = newTokens.firstIndex(where: { tokenizer.isEndOfGeneration($0) }) {
+        if let eog = newTokens.firstIndex(where: { source.isEndOfGeneration($0) }) {
             newTokens = Array(newTokens[...eog])
             finish = .stop
         }
@@ -239,7 +257,7 @@ final class DrafterCore: @unchecked Sendable {
 
     private func finishReason(_ session: DrafterSession) -> FinishReason? {
         let generated = session.committed[session.promptLength...]
-        if let last = generated.last, tokenizer.isEndOfGeneration(last) { return .stop }
+        if let last = generated.last, source.isEndOfGeneration(last) { return .stop }
         return generated.count >= session.start.maxTokens ? .length : nil
     }
 
@@ -282,47 +300,9 @@ final class DrafterCore: @unchecked Sendable {
         }
         if let (t, s) = snapshot {
             events?.publish(.profile(ProfileEvent(
-                device: device.name, draftModel: modelName, quantization: quantization,
+                device: device.name, draftModel: modelName, quantization: source.quantization,
                 draftTokensPerSecond: Double(t) / s * device.computeThrottle, powerWatts: device.powerWatts,
                 at: ServiceClock.nowMillis())))
         }
-    }
-
-    // MARK: Drafting (compute thread)
-
-    /// Drafts up to `k` tokens after the session's committed sequence.
-    private func draft(_ session: DrafterSession, k: Int) throws -> DraftOutput {
-        let begin = ContinuousClock.now
-        let n = session.committed.count
-        let capacity = min(engine.model.config.contextLength,
-                           session.promptLength + session.start.maxTokens + configuration.maxK + 2)
-        if session.cache == nil { session.cache = engine.makeCache(capacity: capacity) }
-        let cache = session.cache!
-        // Keep only the cached prefix that still matches the committed sequence.
-        var valid = 0
-        let limit = min(cache.count, session.fed.count, n - 1)
-        while valid < limit && session.fed[valid] == session.committed[valid] { valid += 1 }
-        cache.truncate(to: valid)
-        session.fed.removeLast(session.fed.count - valid)
-
-        let feed = Array(session.committed[valid..<n])
-        var result = try engine.forward([ForwardRequest(cache: cache, tokens: feed, logits: .last)])
-        session.fed.append(contentsOf: feed)
-        var tokens: [Int32] = []
-        var distributions: [WireDistribution] = []
-        let wantDistributions = session.start.mode == .exact && !session.params.isGreedy
-        for i in 0..<k {
-            let recent = session.params.hasRepetitionPenalty ? session.committed + tokens : []
-            let step = drafter.draft(logits: result.lastLogits(request: 0), params: session.params, position: n + i,
-                                     recentTokens: recent)
-            tokens.append(step.token)
-            if wantDistributions { distributions.append(WireDistribution(drafter.copyDistribution())) }
-            let more = session.controller.shouldContinue(afterDrafting: step) && i + 1 < k
-            if !more { break }
-            result = try engine.forward([ForwardRequest(cache: cache, tokens: [step.token], logits: .last)])
-            session.fed.append(step.token)
-        }
-        return DraftOutput(tokens: tokens, distributions: distributions,
-                           seconds: ServiceClock.millis(since: begin) / 1000, planned: k)
     }
 }

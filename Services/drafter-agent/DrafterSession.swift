@@ -16,6 +16,8 @@ final class DrafterSession: @unchecked Sendable {
     var stats = RoundStats()
     /// Generated tokens already reported to the gateway.
     var reported: Int
+    /// Time of the last verification round outside the verifier's queue and batch (network, bus).
+    var lastNetworkSeconds: Double = 0
 
     var promptLength: Int { start.promptTokens.count }
     var generatedCount: Int { committed.count - promptLength }

@@ -20,6 +20,10 @@ struct GatewayError: Error, Sendable, CustomStringConvertible {
         GatewayError(status: .notFound, type: "invalid_request_error", code: "model_not_found", param: "model",
                      message: "The model '\(model)' does not exist or is not served here")
     }
+    static func deviceNotFound(_ device: String) -> GatewayError {
+        GatewayError(status: .notFound, type: "invalid_request_error", code: "device_not_found", param: "tandem_device",
+                     message: "No drafter has registered the device '\(device)'")
+    }
     static func contextTooLong(_ message: String) -> GatewayError {
         GatewayError(status: .contentTooLarge, type: "invalid_request_error", code: "context_length_exceeded",
                      param: "messages", message: message)

@@ -22,6 +22,7 @@ struct SessionSummary: Sendable {
     var mode: String
     var ttftMs: Double?
     var tpotMs: Double?
+    var device: String?
 }
 
 /// Parameters of one generation, as validated from an HTTP request.
@@ -35,6 +36,8 @@ struct GenerationRequest: Sendable {
     /// Fixed draft length (nil: drafter decides; 0: centralized, no drafting).
     var k: Int?
     var modeName: String
+    /// The device whose drafter must draft this request (SLED: the device that asks drafts); nil: any drafter.
+    var device: String? = nil
 }
 
 /// A session as the gateway keeps it: placement, the authoritative token history, and the
@@ -47,6 +50,8 @@ final class GatewaySession: @unchecked Sendable {
     var drafter: ReplicaID
     var verifier: ReplicaID
     var verifierEndpoint: String
+    /// The hosted device of `drafter` that drafts this session (nil: the drafter's own).
+    var device: String?
     /// Generated tokens, in order (authoritative history for failover).
     var generated: [Int32] = []
     var stats = RoundStats()
@@ -67,6 +72,7 @@ final class GatewaySession: @unchecked Sendable {
         self.drafter = drafter
         self.verifier = verifier
         self.verifierEndpoint = verifierEndpoint
+        self.device = request.device
         self.decoder = decoder
         self.continuation = continuation
     }

@@ -82,6 +82,8 @@ struct SamplingFields: Decodable, Sendable {
     var tandemMode: String?
     /// Tandem extension: fixed draft length K.
     var k: Int?
+    /// Tandem extension: the edge device that drafts this request (also header `X-Tandem-Device`).
+    var tandemDevice: String?
     var sloTtftMs: Double?
     var sloTpotMs: Double?
 }
@@ -126,6 +128,12 @@ struct TandemStats: Encodable, Sendable {
     var drafter: String
     var ttftMs: Double?
     var tpotMs: Double?
+    /// Device drafting time, and the part of it spent on rejected drafts (ms).
+    var draftMs: Double
+    var wastedDraftMs: Double
+    /// Rounds without a draft (the verifier decoded alone).
+    var plainRounds: Int
+    var device: String?
 
     init(_ s: SessionSummary) {
         drafted = s.stats.drafted
@@ -138,6 +146,10 @@ struct TandemStats: Encodable, Sendable {
         drafter = s.drafter
         ttftMs = s.ttftMs
         tpotMs = s.tpotMs
+        draftMs = s.stats.draftMs
+        wastedDraftMs = s.stats.wastedDraftMs
+        plainRounds = s.stats.plainRounds
+        device = s.device
     }
 }
 

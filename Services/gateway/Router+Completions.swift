@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import NIOCore
 import TandemEngine
@@ -21,7 +22,8 @@ extension Gateway {
                 }
                 let text = self.frontend.chatTemplate.render(messages: messages, addGenerationPrompt: true)
                 let tokens = self.frontend.tokenizer.encode(text, parseSpecial: true)
-                let generation = try self.validate(chat.fields, promptTokens: tokens)
+                var generation = try self.validate(chat.fields, promptTokens: tokens)
+                generation.device = try self.device(of: request, fields: chat.fields)
                 return try await self.serve(generation, fields: chat.fields, chat: true)
             }
         }
@@ -40,7 +42,8 @@ extension Gateway {
                     tokens = ids
                 }
                 guard !tokens.isEmpty else { throw GatewayError.invalid("prompt must not be empty", param: "prompt") }
-                let generation = try self.validate(completion.fields, promptTokens: tokens, defaultMaxTokens: 16)
+                var generation = try self.validate(completion.fields, promptTokens: tokens, defaultMaxTokens: 16)
+                generation.device = try self.device(of: request, fields: completion.fields)
                 return try await self.serve(generation, fields: completion.fields, chat: false)
             }
         }
@@ -146,6 +149,19 @@ extension Gateway {
                                    minP: Float(minP), repetitionPenalty: Float(penalty), seed: seed),
             maxTokens: maxTokens, stop: stop, slo: SLO(ttftMs: ttft, tpotMs: tpot), mode: mode, k: k,
             modeName: modeName)
+    }
+
+    /// The device a request names: header `X-Tandem-Device`, else the body's `tandem_device`; both must agree.
+    func device(of request: Request, fields: SamplingFields) throws -> String? {
+        let header = HTTPField.Name("X-Tandem-Device").flatMap { request.headers[$0] }
+        if let header, let body = fields.tandemDevice, header != body {
+            throw GatewayError.invalid("X-Tandem-Device '\(header)' and tandem_device '\(body)' differ", param: "tandem_device")
+        }
+        guard let device = header ?? fields.tandemDevice else { return nil }
+        guard !device.isEmpty, device.count <= 128 else {
+            throw GatewayError.invalid("a device id has 1 to 128 characters", param: "tandem_device")
+        }
+        return device
     }
 
     // MARK: Responses

@@ -49,7 +49,8 @@ actor SessionManager {
         guard sessions.count < maxSessions else { throw .overloaded(retryAfter: 1) }
         let id = "cmpl-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
         let (stream, continuation) = AsyncStream<SessionUpdate>.makeStream()
-        guard let verifier = await leastLoaded(.verifier), let drafter = await leastLoaded(.drafter) else {
+        guard let verifier = await leastLoaded(.verifier),
+              let drafter = try await placeDrafter(for: request.device) else {
             throw .unavailable("no live \(await registry.alive(role: .verifier).isEmpty ? "verifier" : "drafter"); try again later")
         }
         let session = GatewaySession(id: String(id), request: request, drafter: drafter.registration.replicaID,
@@ -67,7 +68,7 @@ actor SessionManager {
         for attempt in 0..<3 {
             if attempt > 0 {
                 guard let v = await leastLoaded(.verifier, excluding: failedVerifiers),
-                      let d = await leastLoaded(.drafter, excluding: failedDrafters) else { break }
+                      let d = try await placeDrafter(for: request.device, excluding: failedDrafters) else { break }
                 session.verifier = v.registration.replicaID
                 session.verifierEndpoint = v.registration.endpoint ?? ""
                 session.drafter = d.registration.replicaID
@@ -104,6 +105,22 @@ actor SessionManager {
         }
     }
 
+    /// The drafter for a request: the one hosting the named device (SLED: the device that asks drafts),
+    /// else the least loaded one. An unknown device is a 404; a known device whose drafter is dead, a 503.
+    private func placeDrafter(for device: String?, excluding: Set<ReplicaID> = []) async throws(GatewayError) -> ReplicaInfo? {
+        guard let device else { return await leastLoaded(.drafter, excluding: excluding) }
+        func hosts(_ info: ReplicaInfo) -> Bool {
+            info.registration.devices?.contains(device) ?? (info.registration.replicaID == device)
+        }
+        if let live = await registry.alive(role: .drafter).first(where: { hosts($0) && !excluding.contains($0.registration.replicaID) }) {
+            return live
+        }
+        if await registry.status().replicas.contains(where: { $0.registration.role == .drafter && hosts($0) }) {
+            throw .unavailable("the drafter of device '\(device)' is not alive; try again later")
+        }
+        throw .deviceNotFound(device)
+    }
+
     private func openOnVerifier(_ session: GatewaySession) async throws(GatewayError) {
         let r = session.request
         let open = SessionOpen(session: session.id, tokens: r.promptTokens + session.generated,
@@ -124,7 +141,7 @@ actor SessionManager {
         let start = SessionStart(session: session.id, promptTokens: r.promptTokens, generated: session.generated,
                                  sampling: r.sampling, maxTokens: r.maxTokens, stop: r.stop, slo: r.slo, mode: r.mode,
                                  verifierID: session.verifier, verifierEndpoint: session.verifierEndpoint, k: r.k,
-                                 arrivedAt: session.arrivedMillis)
+                                 arrivedAt: session.arrivedMillis, device: session.device)
         do {
             let reply = try await control.call(.sessionStart(start), replica: session.drafter, timeout: .seconds(3))
             guard case .ack = reply else { throw GatewayError.internalError("drafter answered \(reply.kind)") }
@@ -180,7 +197,8 @@ actor SessionManager {
         let summary = SessionSummary(
             finishReason: finalReason, promptTokens: session.request.promptTokens.count,
             completionTokens: session.generated.count, stats: session.stats, verifier: session.verifier,
-            drafter: session.drafter, mode: session.request.modeName, ttftMs: session.ttftMs, tpotMs: session.tpotMs)
+            drafter: session.drafter, mode: session.request.modeName, ttftMs: session.ttftMs, tpotMs: session.tpotMs,
+            device: session.device)
         session.continuation.yield(.finished(summary))
         session.continuation.finish()
         sessions[session.id] = nil
@@ -243,8 +261,10 @@ actor SessionManager {
                     try await openOnVerifier(session)
                 }
                 if session.drafter == id {
+                    // The device's drafter is gone: any live drafter continues the session from the history.
                     guard let d = await leastLoaded(.drafter) else { throw GatewayError.unavailable("no live drafter left") }
                     session.drafter = d.registration.replicaID
+                    session.device = d.registration.devices?.first
                 }
                 // A replacing SessionStart: new verifier and/or drafter, resuming from the history.
                 try await startOnDrafter(session)

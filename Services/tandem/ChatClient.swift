@@ -22,6 +22,10 @@ struct ChatClient: Sendable {
         var drafted = 0
         var accepted = 0
         var rounds = 0
+        /// Device drafting time and the part spent on rejected drafts (ms), rounds without drafts.
+        var draftMs = 0.0
+        var wastedDraftMs = 0.0
+        var plainRounds = 0
         var error: String?
     }
 
@@ -77,6 +81,9 @@ struct ChatClient: Sendable {
                     result.drafted = tandem["drafted"] as? Int ?? 0
                     result.accepted = tandem["accepted"] as? Int ?? 0
                     result.rounds = tandem["rounds"] as? Int ?? 0
+                    result.draftMs = tandem["draft_ms"] as? Double ?? 0
+                    result.wastedDraftMs = tandem["wasted_draft_ms"] as? Double ?? 0
+                    result.plainRounds = tandem["plain_rounds"] as? Int ?? 0
                 }
             }
         }

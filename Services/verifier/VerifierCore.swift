@@ -147,7 +147,7 @@ final class VerifierCore: @unchecked Sendable {
         let ms = ServiceClock.millis(since: start)
         events?.publish(.batch(BatchEvent(verifierID: replicaID, model: modelName, sequences: 1,
                                           tokensPerSequence: [open.tokens.count - 1], contextLengths: [0],
-                                          wallMs: ms, at: ServiceClock.nowMillis())))
+                                          wallMs: ms, at: ServiceClock.nowMillis(), prefill: true)))
         return .sessionOpened(SessionOpened(session: open.session, cachedTokens: session.cache?.count ?? 0,
                                             prefillMs: ms))
     }
@@ -302,7 +302,8 @@ final class VerifierCore: @unchecked Sendable {
             session.rounds += 1
             let timings = VerifyTimings(
                 queueMs: (batchStart - item.job.arrived).milliseconds, batchMs: forwardMs,
-                batchSequences: requests.count, batchTokens: requests.reduce(0) { $0 + $1.tokens.count })
+                batchSequences: requests.count, batchTokens: requests.reduce(0) { $0 + $1.tokens.count },
+                batchContextTokens: contexts.reduce(0, +))
             item.job.continuation.resume(returning: .verified(VerifyResult(
                 session: r.session, position: r.position, accepted: outcome.acceptedCount, tokens: outcome.tokens,
                 timings: timings)))

@@ -10,14 +10,14 @@ public enum ReplicaMain {
     public static func run(
         role: Role, common: CommonOptions, context: BusContext, logger: Logger,
         advertisedEndpoint: String? = nil, model: String? = nil, device: DeviceProfile? = nil,
-        attributes: [String: String] = [:], services: [any Service] = [],
+        attributes: [String: String] = [:], devices: [String]? = nil, services: [any Service] = [],
         load: @escaping @Sendable () async -> ReplicaLoad = { ReplicaLoad() },
         handler: @escaping @Sendable (Envelope, BusIncoming) async -> WireMessage? = { _, _ in nil },
         agentReady: (ControlAgent) -> Void = { _ in }
     ) async throws {
         let agent = try ControlAgent.forReplica(
             role: role, common: common, context: context, logger: logger, advertisedEndpoint: advertisedEndpoint,
-            model: model, device: device, attributes: attributes, load: load, handler: handler)
+            model: model, device: device, attributes: attributes, devices: devices, load: load, handler: handler)
         agentReady(agent)
         let id = agent.registration.replicaID
         var fields: KeyValuePairs<String, String> = ["id": id]
@@ -33,14 +33,14 @@ extension ControlAgent {
     public static func forReplica(
         role: Role, common: CommonOptions, context: BusContext, logger: Logger,
         advertisedEndpoint: String? = nil, model: String? = nil, device: DeviceProfile? = nil,
-        attributes: [String: String] = [:],
+        attributes: [String: String] = [:], devices: [String]? = nil,
         load: @escaping @Sendable () async -> ReplicaLoad = { ReplicaLoad() },
         handler: @escaping @Sendable (Envelope, BusIncoming) async -> WireMessage? = { _, _ in nil }
     ) throws -> ControlAgent {
         let registration = Registration(
             role: role, replicaID: common.resolvedReplicaID(role: role.rawValue), endpoint: advertisedEndpoint,
             model: model, device: device, pid: ProcessInfo.processInfo.processIdentifier,
-            version: TandemVersion.current, attributes: attributes)
+            version: TandemVersion.current, attributes: attributes, devices: devices)
         return try ControlAgent(context: context, gateway: try common.gatewayControlEndpoint(),
                                 registration: registration, logger: logger, load: load, handler: handler)
     }

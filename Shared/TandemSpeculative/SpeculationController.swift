@@ -130,8 +130,11 @@ public struct SpeculationController: Sendable {
     ///   - verifyTime: the verifier's time for a round of K drafts (from the estimator); nil keeps K_max at
     ///     the initial value until it is known.
     ///   - roundBudgetSeconds: longest acceptable round (e.g. TPOT SLO × expected tokens); nil = none.
+    ///   - allowNoDraft: K = 0 (the verifier decodes one token alone) is a candidate too: when the verifier's
+    ///     marginal cost makes drafting a loss, the round falls back to plain decoding.
     @discardableResult
-    public mutating func beginRound(verifyTime: VerifyTimeModel?, roundBudgetSeconds: Double? = nil) -> RoundPlan {
+    public mutating func beginRound(verifyTime: VerifyTimeModel?, roundBudgetSeconds: Double? = nil,
+                                    allowNoDraft: Bool = false) -> RoundPlan {
         confidences.removeAll(keepingCapacity: true)
         survive = 1
         let c = configuration
@@ -149,7 +152,8 @@ public struct SpeculationController: Sendable {
         }
         let best = SpeculationPlanner.optimalDraftLength(
             acceptance: alpha, draftSecondsPerToken: td, verifySeconds: { vt.seconds(draftLength: $0) },
-            objective: c.objective, range: 1...c.maxDraftLength, roundBudgetSeconds: roundBudgetSeconds)
+            objective: c.objective, range: (allowNoDraft ? 0 : 1)...c.maxDraftLength,
+            roundBudgetSeconds: roundBudgetSeconds)
         var threshold = c.stopThreshold
         if c.adaptiveThreshold, best.roundSeconds > 0 {
             threshold = min(max((td + vt.perTokenSeconds) * best.expectedTokens / best.roundSeconds, 0.05), 0.9)

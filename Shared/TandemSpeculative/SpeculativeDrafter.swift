@@ -21,7 +21,11 @@ public final class SpeculativeDrafter {
     /// Cap on the size of the draft support (what travels to the verifier in `exact` mode).
     public var maxSupport: Int
 
-    public init(vocabSize: Int, maxSupport: Int = 64) {
+    /// The drafter-agent's default support (what travels in `exact` mode). Recorded fleet traces use the
+    /// same value, since the support shapes the drafted token and its confidence when sampling.
+    public static let defaultMaxSupport = 32
+
+    public init(vocabSize: Int, maxSupport: Int = SpeculativeDrafter.defaultMaxSupport) {
         sampler = Sampler(vocabSize: vocabSize)
         self.maxSupport = maxSupport
     }

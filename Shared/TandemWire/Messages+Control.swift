@@ -14,9 +14,13 @@ public struct Registration: Codable, Sendable, Hashable {
     public var version: String
     /// Extra facts (e.g. `target_model`, `max_sessions`), for operators and placement.
     public var attributes: [String: String]
+    /// Edge devices this drafter hosts (one process can stand for many emulated devices). A request that
+    /// names one of them (`X-Tandem-Device`) is drafted by this replica on that device.
+    public var devices: [String]?
 
     public init(role: Role, replicaID: ReplicaID, endpoint: String? = nil, model: String? = nil,
-                device: DeviceProfile? = nil, pid: Int32, version: String, attributes: [String: String] = [:]) {
+                device: DeviceProfile? = nil, pid: Int32, version: String, attributes: [String: String] = [:],
+                devices: [String]? = nil) {
         self.role = role
         self.replicaID = replicaID
         self.endpoint = endpoint
@@ -25,6 +29,7 @@ public struct Registration: Codable, Sendable, Hashable {
         self.pid = pid
         self.version = version
         self.attributes = attributes
+        self.devices = devices
     }
 }
 

@@ -13,8 +13,11 @@ public struct BatchEvent: Codable, Sendable, Hashable {
     /// What the estimator predicted for this batch, when one was asked (for fit error).
     public var predictedMs: Double?
     public var at: EpochMillis
+    /// True for a session's prompt prefill, nil/false for a verification (or decode) batch.
+    public var prefill: Bool?
     public init(verifierID: ReplicaID, model: String, sequences: Int, tokensPerSequence: [Int],
-                contextLengths: [Int], wallMs: Double, predictedMs: Double? = nil, at: EpochMillis) {
+                contextLengths: [Int], wallMs: Double, predictedMs: Double? = nil, at: EpochMillis,
+                prefill: Bool? = nil) {
         self.verifierID = verifierID
         self.model = model
         self.sequences = sequences
@@ -23,6 +26,7 @@ public struct BatchEvent: Codable, Sendable, Hashable {
         self.wallMs = wallMs
         self.predictedMs = predictedMs
         self.at = at
+        self.prefill = prefill
     }
 }
 

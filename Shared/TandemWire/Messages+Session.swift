@@ -18,10 +18,13 @@ public struct SessionStart: Codable, Sendable, Hashable {
     public var k: Int?
     /// When the request arrived at the gateway (TTFT is measured from here).
     public var arrivedAt: EpochMillis
+    /// The hosted device that drafts this session (see ``Registration/devices``); nil: the drafter's own.
+    public var device: String?
 
     public init(session: SessionID, promptTokens: [Int32], generated: [Int32] = [], sampling: WireSampling,
                 maxTokens: Int, stop: [String] = [], slo: SLO = SLO(), mode: VerificationMode = .coupled,
-                verifierID: ReplicaID, verifierEndpoint: String, k: Int? = nil, arrivedAt: EpochMillis) {
+                verifierID: ReplicaID, verifierEndpoint: String, k: Int? = nil, arrivedAt: EpochMillis,
+                device: String? = nil) {
         self.session = session
         self.promptTokens = promptTokens
         self.generated = generated
@@ -34,6 +37,7 @@ public struct SessionStart: Codable, Sendable, Hashable {
         self.verifierEndpoint = verifierEndpoint
         self.k = k
         self.arrivedAt = arrivedAt
+        self.device = device
     }
 }
 
@@ -126,11 +130,14 @@ public struct VerifyTimings: Codable, Sendable, Hashable {
     public var batchMs: Double
     public var batchSequences: Int
     public var batchTokens: Int
-    public init(queueMs: Double, batchMs: Double, batchSequences: Int, batchTokens: Int) {
+    /// Context tokens already cached, summed over the batch's sequences (attention cost); nil from older verifiers.
+    public var batchContextTokens: Int?
+    public init(queueMs: Double, batchMs: Double, batchSequences: Int, batchTokens: Int, batchContextTokens: Int? = nil) {
         self.queueMs = queueMs
         self.batchMs = batchMs
         self.batchSequences = batchSequences
         self.batchTokens = batchTokens
+        self.batchContextTokens = batchContextTokens
     }
 }
 
@@ -156,10 +163,33 @@ public struct RoundStats: Codable, Sendable, Hashable {
     public var drafted: Int
     public var accepted: Int
     public var rounds: Int
-    public init(drafted: Int = 0, accepted: Int = 0, rounds: Int = 0) {
+    /// Device time spent drafting, ms.
+    public var draftMs: Double
+    /// Device time spent drafting tokens the verifier rejected, ms (WISP's wasted drafting time).
+    public var wastedDraftMs: Double
+    /// Rounds with no draft (the verifier decoded one token: load-aware K = 0, or centralized serving).
+    public var plainRounds: Int
+    public init(drafted: Int = 0, accepted: Int = 0, rounds: Int = 0, draftMs: Double = 0, wastedDraftMs: Double = 0,
+                plainRounds: Int = 0) {
         self.drafted = drafted
         self.accepted = accepted
         self.rounds = rounds
+        self.draftMs = draftMs
+        self.wastedDraftMs = wastedDraftMs
+        self.plainRounds = plainRounds
+    }
+
+    enum CodingKeys: String, CodingKey { case drafted, accepted, rounds, draftMs, wastedDraftMs, plainRounds }
+
+    /// Fields added in later versions default to 0 when an older peer leaves them out.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        drafted = try c.decode(Int.self, forKey: .drafted)
+        accepted = try c.decode(Int.self, forKey: .accepted)
+        rounds = try c.decode(Int.self, forKey: .rounds)
+        draftMs = try c.decodeIfPresent(Double.self, forKey: .draftMs) ?? 0
+        wastedDraftMs = try c.decodeIfPresent(Double.self, forKey: .wastedDraftMs) ?? 0
+        plainRounds = try c.decodeIfPresent(Int.self, forKey: .plainRounds) ?? 0
     }
 }
 

@@ -47,6 +47,19 @@ public final class KVCache: @unchecked Sendable {
     /// Forgets everything.
     public func reset() { count = 0 }
 
+    /// Makes this cache hold the first `prefix` positions of `other` (same model): lets many
+    /// continuations of one sequence start from its prefixes without evaluating them again
+    /// (`tandem fleet record` drafts from every prefix of a target output this way).
+    public func copyPrefix(of other: KVCache, count prefix: Int) {
+        precondition(other.layerCount == layerCount && other.kvWidth == kvWidth, "caches of different models")
+        precondition(prefix >= 0 && prefix <= other.count && prefix <= capacity, "prefix \(prefix) out of range")
+        for layer in 0..<layerCount {
+            keys(layer: layer).update(from: other.keys(layer: layer), count: prefix * kvWidth)
+            values(layer: layer).update(from: other.values(layer: layer), count: prefix * kvWidth)
+        }
+        count = prefix
+    }
+
     func advance(by n: Int) { count += n }
 
     @inline(__always)

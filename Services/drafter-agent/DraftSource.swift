@@ -1,0 +1,26 @@
+import TandemWire
+
+/// Where a drafter's drafts come from: the draft model on this machine (``ModelDraftSource``), or a
+/// recorded trace replayed on emulated devices (``EmulatedDraftSource``). The session loop in
+/// ``DrafterCore`` is the same for both: same controller, same messages, same verifier.
+protocol DraftSource: Sendable {
+    /// Name reported in events and registration.
+    var modelName: String { get }
+    var quantization: String { get }
+    var contextLength: Int { get }
+    /// Drafting work waiting (for heartbeats).
+    var backlog: Int { get }
+    /// Devices this source drafts for (nil: the process is one device, named by its profile).
+    var devices: [String]? { get }
+    /// What operators should know about this source (READY line, logs, registration attributes).
+    var attributes: [String: String] { get }
+
+    func isEndOfGeneration(_ token: Int32) -> Bool
+    /// Drafts up to `k` tokens after the session's committed sequence; the session's controller may stop
+    /// earlier. `seconds` in the result is the device time the drafting took.
+    func draft(_ session: DrafterSession, k: Int) async throws -> DraftOutput
+    /// Waits the time a message of `bytes` takes between the session's device and the cluster
+    /// (`up`: device → cluster). A drafter running beside the cluster waits nothing.
+    func transfer(_ session: DrafterSession, bytes: Int, up: Bool) async
+    func shutdown()
+}

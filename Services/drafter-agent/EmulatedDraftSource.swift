@@ -1,0 +1,96 @@
+import Foundation
+import Logging
+import Synchronization
+import TandemServing
+import TandemWire
+
+/// Emulated edge devices (docs/fleet.md): drafts come from a ``FleetTrace`` recorded with the real draft
+/// model, device time from an ``EdgeDeviceProfile``. Nothing is computed and no CPU is burnt waiting:
+/// a device's drafting is a sleep of the profile's time for the number of tokens drafted, and each
+/// message to or from the device waits the profile's network time. One process stands for many devices;
+/// each device drafts one round at a time (its sessions queue for it, as on a real device).
+///
+/// A session whose committed sequence leaves the trace (a prompt or sampling it was not recorded for)
+/// gets no drafts (K = 0 rounds: the verifier decodes it), and is counted in `misses`: the output stays
+/// right, only the speed is not that of the emulated device.
+final class EmulatedDraftSource: DraftSource, @unchecked Sendable {
+    let index: FleetTraceIndex
+    let profile: EdgeDeviceProfile
+    let devices: [String]?
+    let tracePath: String
+    private let clocks: [String: DeviceClock]
+    private let fallbackClock = DeviceClock()
+    private let eog: Set<Int32>
+    private let logger: Logger
+    private let counters = Mutex<(rounds: Int, misses: Int)>((0, 0))
+
+    init(trace: FleetTrace, tracePath: String, profile: EdgeDeviceProfile, devices: [String], logger: Logger) {
+        index = FleetTraceIndex(trace)
+        self.profile = profile
+        self.devices = devices
+        self.tracePath = tracePath
+        clocks = Dictionary(uniqueKeysWithValues: devices.map { ($0, DeviceClock()) })
+        eog = Set(trace.endOfGeneration)
+        self.logger = logger
+    }
+
+    var modelName: String { index.trace.draftModel }
+    var quantization: String { "trace" }
+    var contextLength: Int { index.trace.contextLength }
+    var backlog: Int { 0 }
+    var attributes: [String: String] {
+        ["draft_source": "emulated", "trace": tracePath, "profile": profile.name, "profile_source": profile.source]
+    }
+
+    /// Rounds served from the trace and rounds that found no recorded drafts.
+    var replayCounts: (rounds: Int, misses: Int) { counters.withLock { $0 } }
+
+    func isEndOfGeneration(_ token: Int32) -> Bool { eog.contains(token) }
+
+    func draft(_ session: DrafterSession, k: Int) async throws -> DraftOutput {
+        let s = session.start.sampling
+        guard let entry = index.entry(prompt: session.start.promptTokens),
+              index.matches(temperature: s.temperature, topK: s.topK, topP: s.topP, seed: s.seed),
+              session.start.mode == .coupled || s.temperature == 0,
+              let recorded = index.drafts(entry: entry, generated: session.committed[session.promptLength...]) else {
+            let misses = counters.withLock { c -> Int in c.misses += 1; return c.misses }
+            if misses == 1 || misses % 100 == 0 {
+                logger.warning("session left the trace; drafting nothing this round",
+                               metadata: ["session": "\(session.start.session)", "misses": "\(misses)"])
+            }
+            return DraftOutput(tokens: [], distributions: [], seconds: 0, planned: k)
+        }
+        counters.withLock { $0.rounds += 1 }
+        var tokens: [Int32] = []
+        for i in 0..<min(k, recorded.tokens.count) {
+            tokens.append(recorded.tokens[i])
+            if !session.controller.shouldContinue(confidence: recorded.confidences[i]) { break }
+        }
+        let seconds = profile.draftSeconds(k: tokens.count)
+        let clock = session.start.device.flatMap { clocks[$0] } ?? fallbackClock
+        await clock.occupy(seconds: seconds)
+        return DraftOutput(tokens: tokens, distributions: [], seconds: seconds, planned: k)
+    }
+
+    func transfer(_ session: DrafterSession, bytes: Int, up: Bool) async {
+        let seconds = profile.network.oneWaySeconds(bytes: bytes, up: up)
+        guard seconds > 0 else { return }
+        try? await Task.sleep(for: .seconds(seconds))
+    }
+
+    func shutdown() {}
+}
+
+/// One emulated device's compute: a round of drafting occupies it for the profile's time; rounds of
+/// its sessions take turns (a device drafts one thing at a time).
+actor DeviceClock {
+    private var busyUntil = ContinuousClock.now
+
+    func occupy(seconds: Double) async {
+        guard seconds > 0 else { return }
+        let start = max(ContinuousClock.now, busyUntil)
+        busyUntil = start + .seconds(seconds)
+        let until = busyUntil
+        try? await Task.sleep(until: until, clock: .continuous)
+    }
+}
