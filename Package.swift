@@ -115,7 +115,7 @@ let package = Package(
                     path: "Tests/TandemSpeculativeTests"),
         .testTarget(name: "ServiceTests",
                     dependencies: ["TandemService", "TandemServing", "TandemEngine", "TandemSpeculative", "MetricsStore",
-                                   "Gateway", "Estimator", "ConfigAdvisor", "Verifier", "DrafterAgent", "TandemTestSupport"],
+                                   "Gateway", "Estimator", "ConfigAdvisor", "Verifier", "DrafterAgent", "TandemTestSupport", "TandemCLI"],
                     path: "Tests/ServiceTests"),
     ]
 )

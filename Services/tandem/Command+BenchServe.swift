@@ -1,6 +1,7 @@
 import ArgumentParser
 import AsyncHTTPClient
 import Foundation
+import Logging
 
 /// `tandem bench serve`: drives a running cluster over HTTP with C concurrent sessions and reports
 /// throughput, goodput, TTFT/TPOT percentiles, SLO attainment and acceptance — speculative and
@@ -20,6 +21,8 @@ struct BenchServeCommand: AsyncParsableCommand {
     @Option(help: "TTFT SLO, ms.") var ttftSlo = 2000.0
     @Option(help: "TPOT SLO, ms.") var tpotSlo = 150.0
     @Option(help: "API key, if the gateway requires one.") var apiKey: String?
+    @Option(help: "Prompt set: code (HumanEval), chat, mixed, or a .jsonl file (default: the built-in 14-prompt mix).")
+    var prompts: String?
 
     struct Sample {
         var tokens: Int
@@ -52,6 +55,12 @@ struct BenchServeCommand: AsyncParsableCommand {
         case "speculative", "centralized": [mode]
         default: throw ValidationError("--mode must be speculative, centralized or both")
         }
+        // Loaded once, before any request, so a bad --prompts fails fast.
+        let messages: [[[String: String]]] = if let prompts {
+            try await PromptSet.load(prompts, logger: Logger(label: "tandem.bench")).map { $0.messages.map(\.dictionary) }
+        } else {
+            BenchPrompts.all.map { [["role": "user", "content": $0]] }
+        }
         let http = HTTPClient(eventLoopGroupProvider: .singleton)
         var rows: [Row] = []
         do {
@@ -60,7 +69,7 @@ struct BenchServeCommand: AsyncParsableCommand {
             _ = try await client.chat(messages: [["role": "user", "content": "hi"]], maxTokens: 4, temperature: 0, seed: 0)
             for c in levels {
                 for m in modes {
-                    let row = try await measure(client: client, mode: m, concurrency: c)
+                    let row = try await measure(client: client, mode: m, concurrency: c, prompts: messages)
                     rows.append(row)
                     print(format(row))
                 }
@@ -73,10 +82,9 @@ struct BenchServeCommand: AsyncParsableCommand {
         print("\n" + table(rows))
     }
 
-    private func measure(client: ChatClient, mode: String, concurrency c: Int) async throws -> Row {
+    private func measure(client: ChatClient, mode: String, concurrency c: Int, prompts: [[[String: String]]]) async throws -> Row {
         let total = requests ?? max(4, 2 * c)
         let maxTokens = self.maxTokens, temperature = self.temperature, ttftSlo = self.ttftSlo, tpotSlo = self.tpotSlo
-        let prompts = BenchPrompts.all
         let k = self.k
         @Sendable func extra() -> [String: Any] {
             var fields: [String: Any] = ["tandem_mode": mode == "centralized" ? "centralized" : "coupled",
@@ -92,7 +100,7 @@ struct BenchServeCommand: AsyncParsableCommand {
                     var samples: [Sample?] = []
                     while let i = await counter.next() {
                         let r = try await client.chat(
-                            messages: [["role": "user", "content": prompts[i % prompts.count]]], maxTokens: maxTokens,
+                            messages: prompts[i % prompts.count], maxTokens: maxTokens,
                             temperature: temperature, seed: i, extra: extra())
                         guard r.error == nil, let ttft = r.ttft else {
                             samples.append(nil)
@@ -173,5 +181,6 @@ actor RequestCounter {
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks (release builds): bus, engine, serve.",
-        subcommands: [BenchBusCommand.self, BenchEngineCommand.self, BenchMatMulCommand.self, BenchServeCommand.self])
+        subcommands: [BenchBusCommand.self, BenchEngineCommand.self, BenchMatMulCommand.self, BenchServeCommand.self,
+                      BenchFleetCommand.self])
 }
