@@ -2,17 +2,25 @@ import Foundation
 
 /// The fleet benchmark's printed table.
 enum FleetTable {
-    static let header = "mode         N  req err same  thru t/s  good t/s   SLO   TTFT p50/p90/p99 ms      TPOT p50/p90/p99 ms   acc   len    K  K=0%  pos/batch busy wasted s"
+    static let header = "mode          N  req err same  thru t/s  good t/s   SLO    TTFT p50/p90/p99 ms  TPOT p50/p90/p99 ms   acc   len    K  K=0% pos/batch  busy wasted s"
 
     static func line(_ r: FleetRow) -> String {
         func f(_ v: Double?, _ spec: String = "%.0f") -> String { v.map { String(format: spec, $0) } ?? "-" }
+        func pad(_ s: String, _ width: Int, left: Bool = false) -> String {
+            let fill = String(repeating: " ", count: max(0, width - s.count))
+            return left ? s + fill : fill + s
+        }
         let ttft = "\(f(r.ttftMsP50))/\(f(r.ttftMsP90))/\(f(r.ttftMsP99))"
         let tpot = "\(f(r.tpotMsP50, "%.1f"))/\(f(r.tpotMsP90, "%.1f"))/\(f(r.tpotMsP99, "%.1f"))"
-        return String(format: "%-11@ %3d %4d %3d %4d  %8.1f  %8.1f  %3.0f%%  %-22@  %-20@ %5@ %5@ %4@ %5@ %9@ %4@ %8.1f",
-                      r.mode, r.devices, r.requests, r.errors, r.identical, r.throughputTPS, r.goodputTPS,
-                      r.sloAttainment * 100, ttft, tpot, f(r.acceptance, "%.2f"), f(r.meanAcceptedLength, "%.2f"),
-                      f(r.meanK, "%.1f"), f(r.plainRoundFraction.map { $0 * 100 }), f(r.batchPositionsMean, "%.1f"),
-                      f(r.verifierBusy.map { $0 * 100 }, "%.0f%%"), r.wastedDraftS)
+        let cells: [String] = [
+            pad(r.mode, 11, left: true), pad("\(r.devices)", 3), pad("\(r.requests)", 4), pad("\(r.errors)", 3),
+            pad("\(r.identical)", 4), pad(f(r.throughputTPS, "%.1f"), 9), pad(f(r.goodputTPS, "%.1f"), 9),
+            pad(f(r.sloAttainment * 100) + "%", 5), pad(ttft, 22), pad(tpot, 20), pad(f(r.acceptance, "%.2f"), 5),
+            pad(f(r.meanAcceptedLength, "%.2f"), 5), pad(f(r.meanK, "%.1f"), 4), pad(f(r.plainRoundFraction.map { $0 * 100 }), 5),
+            pad(f(r.batchPositionsMean, "%.1f"), 9), pad(f(r.verifierBusy.map { $0 * 100 }) + "%", 5),
+            pad(String(format: "%.1f", r.wastedDraftS), 8),
+        ]
+        return cells.joined(separator: " ")
     }
 
     static func render(_ report: FleetReport) -> String {
