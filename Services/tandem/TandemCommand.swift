@@ -16,6 +16,7 @@ struct TandemCommand: AsyncParsableCommand {
             GenerateCommand.self,
             PerplexityCommand.self,
             BenchCommand.self,
+            ProfileCommand.self,
         ]
     )
 }
