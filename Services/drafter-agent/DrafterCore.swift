@@ -164,6 +164,8 @@ final class DrafterCore: @unchecked Sendable {
             if Task.isCancelled { return }
             // Centralized serving (K fixed to 0) is driven from beside the verifier: no device network.
             let overNetwork = session.start.k != 0
+            // A K = 0 round over the network lets the verifier decode several tokens per round trip.
+            let steps = draft.tokens.isEmpty && overNetwork ? decodeSteps(session) : nil
             let n = session.committed.count
             logger.trace("round", metadata: ["session": "\(id)", "position": "\(n)", "drafted": "\(draft.tokens.count)"])
             let request = VerifyRequest(
@@ -171,7 +173,7 @@ final class DrafterCore: @unchecked Sendable {
                 lastToken: session.committed[n - 1],
                 deadline: ServiceClock.nowMillis() + start.slo.tpotMs * Double(draft.tokens.count + 1),
                 draftMs: draft.seconds * 1000, k: draft.planned, drafterID: replicaID, draftModel: modelName,
-                device: device.name)
+                device: device.name, decodeSteps: steps)
             do {
                 let sent = ContinuousClock.now
                 if overNetwork { await source.transfer(session, bytes: 160 + 12 * draft.tokens.count, up: true) }
@@ -183,8 +185,10 @@ final class DrafterCore: @unchecked Sendable {
                 }
                 if Task.isCancelled { return }
                 // Everything but the verifier's queue and batch: network and bus (the planner's round trip).
-                let wall = ServiceClock.millis(since: sent)
-                session.lastNetworkSeconds = max(0, wall - result.timings.queueMs - result.timings.batchMs) / 1000
+                if steps == nil {
+                    let wall = ServiceClock.millis(since: sent)
+                    session.lastNetworkSeconds = max(0, wall - result.timings.queueMs - result.timings.batchMs) / 1000
+                }
                 if await apply(result, draft: draft, to: session) { return }
             } catch RPCError.remote(let error) where error.code == .contextMismatch || error.code == .unknownSession {
                 logger.info("verifier lost the session; reopening", metadata: ["session": "\(id)", "why": "\(error.message)"])
@@ -211,6 +215,19 @@ final class DrafterCore: @unchecked Sendable {
         }
         let plan = session.controller.beginRound(verifyTime: verifyTime, allowNoDraft: verifyTime != nil)
         return max(0, min(plan.maxDraftLength, remaining, room))
+    }
+
+    /// Tokens to decode on the verifier in one K = 0 round: enough that the network round trip costs at
+    /// most about a tenth of the round (one decode step per token), at most 16, and no more than the
+    /// session still needs. nil: one step.
+    private func decodeSteps(_ session: DrafterSession) -> Int? {
+        let remaining = session.start.maxTokens - session.generatedCount
+        let rtt = session.lastNetworkSeconds
+        guard remaining > 1, rtt > 0 else { return nil }
+        let step = verifierCost.withLock { $0.roundModel(contextTokens: session.committed.count, networkSeconds: 0) }?
+            .seconds(draftLength: 0) ?? 0.05
+        let steps = min(16, remaining, Int((10 * rtt / max(step, 1e-3)).rounded(.up)))
+        return steps > 1 ? steps : nil
     }
 
     /// Applies a verification result; returns true when the session is finished.

@@ -54,6 +54,7 @@ struct VerifierCommand: AsyncParsableCommand {
         let threadCount = try Setting.int(threads, env: "TANDEM_THREADS", default: 2)
 
         let loaded = try await ModelLoader.load(modelName, logger: logger)
+        config.endOfGeneration = loaded.tokenizer.endOfGenerationIDs
         let engine = ForwardEngine(model: loaded.model, threads: threadCount, logger: logger)
         let context = try BusContext()
         let replicaID = common.resolvedReplicaID(role: "verifier")

@@ -19,7 +19,12 @@ final class VerifierCore: @unchecked Sendable {
         /// Total KV cache memory for all sessions; least recently used sessions are evicted beyond it.
         var kvBudgetBytes = 2 << 30
         var policy: SLOBatchScheduler.Policy = .firstCome
+        /// Tokens that end a generation: a multi-step decode request (``VerifyRequest/decodeSteps``) stops there.
+        var endOfGeneration: Set<Int32> = []
     }
+
+    /// Most tokens one multi-step decode request may ask for.
+    static let maxDecodeSteps = 64
 
     let engine: ForwardEngine
     let modelName: String
@@ -47,10 +52,13 @@ final class VerifierCore: @unchecked Sendable {
 
     struct VerifyJob {
         let id: UInt64
-        let request: VerifyRequest
+        /// Advanced step by step for a multi-step decode (position, last token, steps left).
+        var request: VerifyRequest
         let arrived: ContinuousClock.Instant
         let arrivedMillis: Double
         let continuation: CheckedContinuation<WireMessage, Never>
+        /// Tokens decoded by earlier steps of a multi-step decode, answered together at the end.
+        var collected: [Int32] = []
     }
 
     init(engine: ForwardEngine, modelName: String, replicaID: ReplicaID, configuration: Configuration,
@@ -250,6 +258,11 @@ final class VerifierCore: @unchecked Sendable {
                     code: .invalidArgument, message: "session \(r.session) would exceed its capacity of \(session.capacity) tokens")))
                 continue
             }
+            if let steps = r.decodeSteps, !(1...Self.maxDecodeSteps).contains(steps) {
+                job.continuation.resume(returning: .error(ErrorReply(
+                    code: .invalidArgument, message: "decode_steps must be in 1...\(Self.maxDecodeSteps)")))
+                continue
+            }
             guard r.distributions.isEmpty || r.distributions.count == r.tokens.count else {
                 job.continuation.resume(returning: .error(ErrorReply(
                     code: .invalidArgument, message: "\(r.distributions.count) distributions for \(r.tokens.count) draft tokens")))
@@ -288,6 +301,7 @@ final class VerifierCore: @unchecked Sendable {
         let forwardMs = ServiceClock.millis(since: forwardStart)
         var outcome = VerificationResult()
         let at = ServiceClock.nowMillis()
+        var again: [VerifyJob] = []
         for (index, item) in accepted.enumerated() {
             let r = item.job.request
             let session = item.session
@@ -300,13 +314,26 @@ final class VerifierCore: @unchecked Sendable {
             session.committed.append(contentsOf: outcome.tokens)
             session.cache?.truncate(to: session.committed.count - 1)
             session.rounds += 1
+            // A multi-step decode goes back to the queue for its next token, in whichever batch runs next.
+            if r.tokens.isEmpty, let steps = r.decodeSteps, steps > 1, let last = outcome.tokens.last,
+               !configuration.endOfGeneration.contains(last), session.committed.count + 1 < session.capacity {
+                var next = item.job
+                next.collected += outcome.tokens
+                next.request.position = session.committed.count
+                next.request.lastToken = last
+                next.request.decodeSteps = steps - 1
+                next.request.deadline = at + (r.deadline - item.job.arrivedMillis)
+                again.append(next)
+                continue
+            }
             let timings = VerifyTimings(
                 queueMs: (batchStart - item.job.arrived).milliseconds, batchMs: forwardMs,
                 batchSequences: requests.count, batchTokens: requests.reduce(0) { $0 + $1.tokens.count },
                 batchContextTokens: contexts.reduce(0, +))
+            let startPosition = r.position - item.job.collected.count
             item.job.continuation.resume(returning: .verified(VerifyResult(
-                session: r.session, position: r.position, accepted: outcome.acceptedCount, tokens: outcome.tokens,
-                timings: timings)))
+                session: r.session, position: startPosition, accepted: outcome.acceptedCount,
+                tokens: item.job.collected + outcome.tokens, timings: timings)))
             if r.k > 0 || !r.tokens.isEmpty {
                 events?.publish(.round(RoundEvent(
                     session: r.session, drafterID: r.drafterID, verifierID: replicaID, draftModel: r.draftModel,
@@ -315,6 +342,7 @@ final class VerifierCore: @unchecked Sendable {
                     verifyMs: timings.queueMs + forwardMs, at: at)))
             }
         }
+        if !again.isEmpty { pending.withLock { $0.jobs.append(contentsOf: again) } }
         let shape = BatchShape(sequences: requests.count, newTokens: requests.reduce(0) { $0 + $1.tokens.count },
                                contextTokens: contexts.reduce(0, +))
         let predicted = timeModel.isFitted ? timeModel.predictSeconds(shape) * 1000 : nil

@@ -107,10 +107,14 @@ public struct VerifyRequest: Codable, Sendable, Hashable {
     public var drafterID: ReplicaID
     public var draftModel: String
     public var device: String
+    /// With no draft tokens: decode up to this many tokens on the verifier before answering (each step
+    /// joins whichever batch runs next, like centralized serving), stopping early at an end-of-generation
+    /// token. Lets a drafter that chose K = 0 pay one network round trip per several tokens. nil = 1.
+    public var decodeSteps: Int?
 
     public init(session: SessionID, position: Int, tokens: [Int32], distributions: [WireDistribution] = [],
                 lastToken: Int32, deadline: EpochMillis, draftMs: Double, k: Int, drafterID: ReplicaID = "",
-                draftModel: String = "", device: String = "") {
+                draftModel: String = "", device: String = "", decodeSteps: Int? = nil) {
         self.session = session
         self.position = position
         self.tokens = tokens
@@ -122,6 +126,7 @@ public struct VerifyRequest: Codable, Sendable, Hashable {
         self.drafterID = drafterID
         self.draftModel = draftModel
         self.device = device
+        self.decodeSteps = decodeSteps
     }
 }
 
