@@ -5,8 +5,8 @@
 
 SWIFT ?= swift
 PYTHON ?= python3
-APT_PACKAGES := libzmq3-dev libsqlite3-dev pkg-config python3 unzip
-PIP_PACKAGES := gguf numpy tokenizers openai pyyaml
+APT_PACKAGES := libzmq3-dev libsqlite3-dev pkg-config python3 unzip iproute2 curl
+PIP_PACKAGES := gguf numpy tokenizers openai pyyaml kubernetes-validate==1.37.0
 DEBUG_BIN := .build/debug
 RELEASE_BIN := .build/release
 
@@ -23,7 +23,7 @@ system-deps:
 	fi
 
 python-deps:
-	@$(PYTHON) -c "import gguf, numpy, tokenizers, openai, yaml" 2>/dev/null || { \
+	@$(PYTHON) -c "import gguf, numpy, tokenizers, openai, yaml, kubernetes_validate" 2>/dev/null || { \
 	  echo "Installing Python packages: $(PIP_PACKAGES)"; \
 	  $(PYTHON) -m pip install -q $(PIP_PACKAGES) || $(PYTHON) -m pip install -q --break-system-packages $(PIP_PACKAGES); }
 
