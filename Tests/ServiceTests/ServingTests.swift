@@ -103,6 +103,17 @@ struct ServingTests {
         }
         for i in 0..<4 { #expect(concurrent[i] == expectedGreedy[i % Self.prompts.count], "concurrent session \(i)") }
 
+        // A request may name the device that drafts it: a drafter without hosted devices is its own device.
+        let (onDevice, placed) = try await cluster.completion(["prompt": Self.prompts[0], "max_tokens": 40, "temperature": 0,
+                                                               "tandem_device": "drafter-2"])
+        #expect(placed.status == 200, "\(placed.text)")
+        #expect(onDevice == expectedGreedy[0])
+        #expect((placed.json?["tandem"] as? [String: Any])?["drafter"] as? String == "drafter-2")
+        let (_, unknown) = try await cluster.completion(["prompt": Self.prompts[0], "max_tokens": 4,
+                                                         "tandem_device": "no-such-device"])
+        #expect(unknown.status == 404)
+        #expect((unknown.json?["error"] as? [String: Any])?["code"] as? String == "device_not_found")
+
         // Seeded sampling (coupled mode): equal to the target-only sampler, across runs and batch compositions.
         let params = SamplingParams(temperature: 0.9, topK: 40, topP: 0.95, seed: 4242)
         let expectedSampled = try reference.generate(prompt: Self.prompts[0], params: params, maxTokens: 40)
