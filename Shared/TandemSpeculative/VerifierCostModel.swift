@@ -1,20 +1,27 @@
 /// What one more verified position costs on the verifier right now, as a drafter sees it (WISP's
 /// verification interference), learned from the timings every verification result carries.
 ///
-/// A verification batch takes `β0 + β1·sequences + β2·positions + β3·context` (``LinearBatchTimeModel``,
-/// with forgetting so it follows load). The round model handed to the planner for a session is
-/// - fixed: the predicted time of the batch the session would join (the other sessions' positions, as
-///   last observed) plus the network round trip;
-/// - per position: `β2` times the number of sessions in that batch, because every position a session
-///   adds delays every session of the batch, not only its own. On an idle verifier this is the plain
-///   marginal cost; under load it grows until drafting stops paying and the planner picks K = 0.
+/// A verification batch takes `β0 + β2·positions + β3·context` (``LinearBatchTimeModel`` without its
+/// sequences term). The law is the verifier's hardware and model, which do not drift, so the fit keeps
+/// all history: batches seen at light load are what pins the intercept down when load is heavy (under
+/// a steady load every batch has about the same size, and a forgetting fit loses the intercept). The
+/// current load is the last observed batch. The round model handed to the planner prices a session's round
+/// as if the verifier served it alone, plus what its positions cost the others:
+/// - fixed: `β0 + β3·context` (the session's own share of a batch) plus the network round trip;
+/// - per position: `β2` times the number of sessions in the batch it joins (as last observed), because a
+///   position delays every session of that batch, not only its own.
+/// The other sessions' positions are deliberately left out of the fixed part: they lengthen the round
+/// whatever K this session picks, and counting them would make a long shared batch look like a reason
+/// to draft more (each session amortising the others' cost), which is exactly the interference that
+/// sinks a shared verifier. On an idle verifier the price is the plain marginal cost; as sessions join,
+/// it grows until drafting stops paying and the planner picks K = 0.
 public struct VerifierCostModel: Sendable {
     private var model: LinearBatchTimeModel
     /// The batch around this drafter's last request, without the request itself.
     private var others = BatchShape.empty
 
     public init(configuration: LinearBatchTimeModel.Configuration = .init(
-        priorCoefficients: [0.03, 0.002, 0.004, 0.000_002], forgetting: 0.97)) {
+        priorCoefficients: [0.03, 0, 0.004, 0.000_002], forgetting: 1)) {
         model = LinearBatchTimeModel(configuration: configuration)
     }
 
@@ -25,7 +32,11 @@ public struct VerifierCostModel: Sendable {
     public mutating func observe(sequences: Int, positions: Int, contextTokens: Int?, batchSeconds: Double,
                                  ownPositions: Int, ownContext: Int) {
         let context = contextTokens ?? (sequences * ownContext)
-        model.observe(BatchShape(sequences: sequences, newTokens: positions, contextTokens: context), seconds: batchSeconds)
+        // Sequences are left out of the fit: every session brings K + 1 positions, so sequences and
+        // positions rise together and their split is not identifiable from a running cluster; a
+        // session's fixed cost lands on its positions instead (a slightly higher price per position).
+        // (The sequences feature is held at 1, where it merges with the intercept.)
+        model.observe(BatchShape(sequences: 1, newTokens: positions, contextTokens: context), seconds: batchSeconds)
         others = BatchShape(sequences: max(0, sequences - 1), newTokens: max(0, positions - ownPositions),
                             contextTokens: max(0, context - ownContext))
     }
@@ -35,7 +46,7 @@ public struct VerifierCostModel: Sendable {
         guard model.sampleCount >= model.configuration.minSamples else { return nil }
         let c = model.coefficients
         let perPosition = max(c[2], 0) * Double(others.sequences + 1)
-        let base = model.predictSeconds(others.adding(newTokens: 0, contextTokens: contextTokens))
-        return VerifyTimeModel(fixedSeconds: max(base, 0) + max(networkSeconds, 0), perTokenSeconds: perPosition)
+        let own = model.predictSeconds(BatchShape(sequences: 1, newTokens: 0, contextTokens: contextTokens))
+        return VerifyTimeModel(fixedSeconds: max(own, 0) + max(networkSeconds, 0), perTokenSeconds: perPosition)
     }
 }

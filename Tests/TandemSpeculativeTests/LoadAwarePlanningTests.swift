@@ -1,0 +1,74 @@
+import Testing
+import TandemSpeculative
+
+/// Load-aware K (WISP): the drafter learns the verifier's batch cost from verification timings
+/// (``VerifierCostModel``) and the controller plans K in 0...max from it.
+@Suite("Load-aware planning")
+struct LoadAwarePlanningTests {
+    /// A CPU-like verifier: 30 ms per batch + 1 ms per sequence + 10 ms per position.
+    static func batchSeconds(sequences: Int, positions: Int) -> Double {
+        0.030 + 0.001 * Double(sequences) + 0.010 * Double(positions)
+    }
+
+    /// A cost model trained on batches of `sessions` sessions, each with `positions` positions.
+    static func model(sessions: Int, positionsEach: Int) -> VerifierCostModel {
+        var model = VerifierCostModel()
+        for round in 0..<60 {
+            // The cluster grew to `sessions` sessions; K varies: the coefficients are identifiable.
+            let present = 1 + (round * sessions) / 60
+            let own = 1 + round % 8
+            let positions = (present - 1) * positionsEach + own
+            model.observe(sequences: present, positions: positions, contextTokens: present * 200,
+                          batchSeconds: batchSeconds(sequences: present, positions: positions),
+                          ownPositions: own, ownContext: 200)
+        }
+        // The last observation is the current load: `sessions` sessions in the batch.
+        let positions = (sessions - 1) * positionsEach + 1
+        model.observe(sequences: sessions, positions: positions, contextTokens: sessions * 200,
+                      batchSeconds: batchSeconds(sequences: sessions, positions: positions), ownPositions: 1, ownContext: 200)
+        return model
+    }
+
+    static func plannedK(acceptance: Double, draftSecondsPerToken: Double, model: VerifierCostModel,
+                         networkSeconds: Double = 0.005) -> Int {
+        var controller = SpeculationController(configuration: .init(
+            maxDraftLength: 8, initialDraftLength: 4, priorAcceptance: acceptance, priorWeight: 1_000_000))
+        controller.recordDraftTime(seconds: draftSecondsPerToken, tokens: 1)
+        let round = model.roundModel(contextTokens: 200, networkSeconds: networkSeconds)
+        #expect(round != nil, "enough observations for a round model")
+        return controller.beginRound(verifyTime: round, allowNoDraft: true).maxDraftLength
+    }
+
+    @Test func theCostModelLearnsTheMarginalCostOfAPosition() {
+        let model = Self.model(sessions: 1, positionsEach: 5)
+        let round = model.roundModel(contextTokens: 200, networkSeconds: 0)!
+        // Alone on the verifier: K drafts cost K + 1 positions at 10 ms each, on top of the fixed part.
+        #expect(abs(round.perTokenSeconds - 0.010) < 0.002)
+        #expect(abs(round.seconds(draftLength: 4) - Self.batchSeconds(sequences: 1, positions: 5)) < 0.01)
+    }
+
+    @Test func highAcceptanceOnAnIdleVerifierDraftsLong() {
+        let k = Self.plannedK(acceptance: 0.9, draftSecondsPerToken: 0.005, model: Self.model(sessions: 1, positionsEach: 5))
+        #expect(k >= 4)
+    }
+
+    @Test func heavyLoadDrivesKToZero() {
+        // 16 sessions share every batch: each extra position delays all of them.
+        let k = Self.plannedK(acceptance: 0.6, draftSecondsPerToken: 0.005, model: Self.model(sessions: 16, positionsEach: 5))
+        #expect(k == 0)
+    }
+
+    @Test func aSlowDeviceFallsBackToPlainDecoding() {
+        // The device drafts slower than the verifier decodes: drafting cannot pay even when idle.
+        let k = Self.plannedK(acceptance: 0.7, draftSecondsPerToken: 0.080, model: Self.model(sessions: 1, positionsEach: 1))
+        #expect(k == 0)
+    }
+
+    @Test func loadLowersKMonotonically() {
+        let ks = [1, 2, 4, 8, 16].map {
+            Self.plannedK(acceptance: 0.8, draftSecondsPerToken: 0.005, model: Self.model(sessions: $0, positionsEach: 4))
+        }
+        #expect(zip(ks, ks.dropFirst()).allSatisfy { $0 >= $1 }, "K per load: \(ks)")
+        #expect(ks.first! > ks.last!, "K per load: \(ks)")
+    }
+}
