@@ -187,13 +187,21 @@ final class VerifierCore: @unchecked Sendable {
 
     private func enqueue(_ request: VerifyRequest) async -> WireMessage {
         await withCheckedContinuation { continuation in
-            let schedule = pending.withLock { state -> Bool in
+            let (schedule, superseded) = pending.withLock { state -> (Bool, [VerifyJob]) in
+                // A retry supersedes what it repeats: the drafter stopped waiting for the older request,
+                // and two requests of one session must never meet in a batch (they share its KV cache).
+                let superseded = state.jobs.filter { $0.request.session == request.session }
+                if !superseded.isEmpty { state.jobs.removeAll { $0.request.session == request.session } }
                 state.nextID += 1
                 state.jobs.append(VerifyJob(id: state.nextID, request: request, arrived: .now,
                                             arrivedMillis: ServiceClock.nowMillis(), continuation: continuation))
-                guard !state.batchScheduled else { return false }
+                guard !state.batchScheduled else { return (false, superseded) }
                 state.batchScheduled = true
-                return true
+                return (true, superseded)
+            }
+            for job in superseded {
+                job.continuation.resume(returning: .error(ErrorReply(
+                    code: .invalidArgument, message: "superseded by a newer request of session \(request.session)")))
             }
             if schedule {
                 let window = configuration.batchWindow
@@ -239,8 +247,14 @@ final class VerifierCore: @unchecked Sendable {
         var requests: [ForwardRequest] = []
         var accepted: [(job: VerifyJob, session: VerifierSession, feedCount: Int)] = []
         var contexts: [Int] = []
+        var inBatch: Set<SessionID> = []
         for job in jobs {
             let r = job.request
+            guard inBatch.insert(r.session).inserted else {
+                job.continuation.resume(returning: .error(ErrorReply(
+                    code: .invalidArgument, message: "session \(r.session) already has a request in this batch")))
+                continue
+            }
             guard let session = sessions[r.session] else {
                 job.continuation.resume(returning: .error(ErrorReply(code: .unknownSession,
                                                                      message: "no session \(r.session) on \(replicaID)")))

@@ -1,4 +1,5 @@
 import Foundation
+import TandemWire
 
 /// What the real draft model proposes at every prefix of the target model's own output, recorded once
 /// (`tandem fleet record`) so that emulated edge devices can replay it exactly (docs/fleet.md).
@@ -96,18 +97,7 @@ public struct FleetTrace: Codable, Sendable {
     }
 
     public static func load(path: String) throws -> FleetTrace {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw TraceError("cannot read trace \(path): \(error.localizedDescription)")
-        }
-        let trace: FleetTrace
-        do {
-            trace = try JSONDecoder().decode(FleetTrace.self, from: data)
-        } catch {
-            throw TraceError("\(path) is not a fleet trace: \(error)")
-        }
+        let trace = try JSONFile.decode(FleetTrace.self, path: path, what: "fleet trace", error: TraceError.init)
         try trace.validate()
         return trace
     }

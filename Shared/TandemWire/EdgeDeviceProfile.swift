@@ -99,15 +99,8 @@ public struct EdgeDeviceProfile: Codable, Sendable, Hashable {
 
     /// Reads and validates a profile file.
     public static func load(path: String) throws -> EdgeDeviceProfile {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ProfileError("cannot read \(path)")
-        }
-        let profile: EdgeDeviceProfile
-        do {
-            profile = try JSONDecoder().decode(EdgeDeviceProfile.self, from: data)
-        } catch {
-            throw ProfileError("\(path) is not a device profile: \(error)")
-        }
+        let profile = try JSONFile.decode(EdgeDeviceProfile.self, path: path, what: "device profile",
+                                          error: ProfileError.init)
         try profile.validate()
         return profile
     }
