@@ -30,6 +30,9 @@ struct BenchFleetCommand: AsyncParsableCommand {
     @Option(name: .customLong("requests-per-device"), help: "Requests each device sends per (mode, N).")
     var requestsPerDevice = 2
     @Option(name: .customLong("think-ms"), help: "Pause between a device's requests, ms.") var thinkMs = 0.0
+    @Option(name: .customLong("stagger-ms"),
+            help: "Device d sends its first request (d - 1) x this many ms after the run starts (0: all at once).")
+    var staggerMs = 0.0
     @Option(help: "Device profile: a name in compose/profiles or a JSON file.") var profile = "raspberry-pi-5"
     @Option(help: "Fixed K of the sled mode.") var k = 4
     @Option(name: .customLong("slo-ttft-ms"), help: "TTFT SLO, ms.") var sloTTFTMs = 2000.0
@@ -82,7 +85,10 @@ struct BenchFleetCommand: AsyncParsableCommand {
                 await launcher.shutdown()
                 throw error
             }
-            let http = HTTPClient(eventLoopGroupProvider: .singleton)
+            // One streaming connection per device: the default pool allows 8 per host and times out the rest.
+            var httpConfig = HTTPClient.Configuration()
+            httpConfig.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(8, maxDevices + 4))
+            let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfig)
             let batches = try BatchWatcher(eventsSub: endpoints.eventsSub, logger: logger)
             do {
                 let client = ChatClient(baseURL: endpoints.http, client: http)
@@ -108,7 +114,8 @@ struct BenchFleetCommand: AsyncParsableCommand {
             trace: tracePath, draftModel: recorded.draftModel, targetModel: recorded.targetModel,
             promptSet: recorded.promptSet, prompts: recorded.entries.count, maxTokens: recorded.maxTokens,
             profile: deviceProfile.name, profileSource: deviceProfile.source, sloTTFTMs: sloTTFTMs, sloTPOTMs: sloTPOTMs,
-            sledK: k, verifierThreads: verifierThreads, startedAt: ISO8601DateFormatter().string(from: Date()),
+            sledK: k, requestsPerDevice: requestsPerDevice, staggerMs: staggerMs, thinkMs: thinkMs,
+            verifierThreads: verifierThreads, startedAt: ISO8601DateFormatter().string(from: Date()),
             rows: rows, capacity: FleetReport.capacity(of: rows))
         say("")
         say(FleetTable.render(report))
@@ -173,12 +180,21 @@ struct BenchFleetCommand: AsyncParsableCommand {
             for d in 1...n {
                 group.addTask {
                     var out: [(FleetSample?, String?)] = []
+                    if staggerMs > 0, d > 1 { try await Task.sleep(for: .milliseconds(staggerMs * Double(d - 1))) }
                     for r in 0..<requestsPerDevice {
                         // Device d starts at its own prompt, so devices do not all send the same one.
                         let index = ((d - 1) * requestsPerDevice + r) % trace.entries.count
                         let entry = trace.entries[index]
-                        let result = try await request(client: client, mode: mode, entry: entry, trace: trace,
+                        // A request that fails at the HTTP level is this row's error, not the end of the run.
+                        let result: ChatClient.Result
+                        do {
+                            result = try await request(client: client, mode: mode, entry: entry, trace: trace,
                                                        device: "dev-\(d)")
+                        } catch {
+                            var failed = ChatClient.Result()
+                            failed.error = "\(error)"
+                            result = failed
+                        }
                         if let error = result.error {
                             out.append((nil, error))
                         } else {

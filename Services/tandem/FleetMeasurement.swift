@@ -116,6 +116,9 @@ struct FleetReport: Codable, Sendable {
     var sloTTFTMs: Double
     var sloTPOTMs: Double
     var sledK: Int
+    var requestsPerDevice: Int
+    var staggerMs: Double
+    var thinkMs: Double
     var verifierThreads: Int
     var startedAt: String
     var rows: [FleetRow]
@@ -127,6 +130,7 @@ struct FleetReport: Codable, Sendable {
         case emulatedDevices = "emulated_devices", draftModel = "draft_model", targetModel = "target_model"
         case promptSet = "prompt_set", maxTokens = "max_tokens", profileSource = "profile_source"
         case sloTTFTMs = "slo_ttft_ms", sloTPOTMs = "slo_tpot_ms", sledK = "sled_k"
+        case requestsPerDevice = "requests_per_device", staggerMs = "stagger_ms", thinkMs = "think_ms"
         case verifierThreads = "verifier_threads", startedAt = "started_at"
     }
 
