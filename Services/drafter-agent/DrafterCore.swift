@@ -211,7 +211,10 @@ final class DrafterCore: @unchecked Sendable {
         var verifyTime: VerifyTimeModel?
         if configuration.loadAware, configuration.dynamic, session.start.k == nil {
             let rtt = session.lastNetworkSeconds
-            verifyTime = verifierCost.withLock { $0.roundModel(contextTokens: session.committed.count, networkSeconds: rtt) }
+            let alpha = session.controller.acceptanceEstimate
+            verifyTime = verifierCost.withLock {
+                $0.roundModel(contextTokens: session.committed.count, networkSeconds: rtt, acceptance: alpha)
+            }
         }
         let plan = session.controller.beginRound(verifyTime: verifyTime, allowNoDraft: verifyTime != nil)
         return max(0, min(plan.maxDraftLength, remaining, room))

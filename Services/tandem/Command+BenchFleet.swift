@@ -74,42 +74,18 @@ struct BenchFleetCommand: AsyncParsableCommand {
         let maxDevices = counts.max()!
         var rows: [FleetRow] = []
         let started = ContinuousClock.now
-        for mode in modeList {
-            let plan = clusterPlan(mode: mode, tracePath: tracePath, profilePath: profilePath, devices: maxDevices)
-            let launcher = try ClusterLauncher(plan: plan, logger: logger)
-            let endpoints: ClusterEndpoints
-            do {
-                endpoints = try await launcher.start()
-                _ = try await launcher.waitRegistered(control: endpoints.control, timeout: .seconds(120))
-            } catch {
-                await launcher.shutdown()
-                throw error
+        // Modes side by side at each N (a fresh cluster per mode and N): the host's speed drifts over
+        // minutes, so comparing modes measured minutes apart would compare the host with itself.
+        for n in counts {
+            for mode in modeList {
+                rows.append(try await run(mode: mode, devices: n, maxDevices: maxDevices, tracePath: tracePath,
+                                          profilePath: profilePath, trace: recorded, expected: expected, started: started,
+                                          logger: logger))
+                say("\r\u{1B}[K" + FleetTable.line(rows[rows.count - 1]))
             }
-            // One streaming connection per device: the default pool allows 8 per host and times out the rest.
-            var httpConfig = HTTPClient.Configuration()
-            httpConfig.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(8, maxDevices + 4))
-            let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfig)
-            let batches = try BatchWatcher(eventsSub: endpoints.eventsSub, logger: logger)
-            do {
-                let client = ChatClient(baseURL: endpoints.http, client: http)
-                // One request first, not counted: the verifier's first batches and the controller's priors.
-                _ = try await request(client: client, mode: mode, entry: recorded.entries[0], trace: recorded, device: "dev-1")
-                for n in counts {
-                    let row = try await measure(mode: mode, devices: n, client: client, trace: recorded,
-                                                expected: expected, batches: batches, elapsed: started)
-                    rows.append(row)
-                    say("\r\u{1B}[K" + FleetTable.line(row))
-                }
-            } catch {
-                await batches.close()
-                try? await http.shutdown()
-                await launcher.shutdown()
-                throw error
-            }
-            await batches.close()
-            try? await http.shutdown()
-            await launcher.shutdown()
         }
+        let order = Dictionary(uniqueKeysWithValues: modeList.enumerated().map { ($1.rawValue, $0) })
+        rows.sort { (order[$0.mode] ?? 0, $0.devices) < (order[$1.mode] ?? 0, $1.devices) }
         let report = FleetReport(
             trace: tracePath, draftModel: recorded.draftModel, targetModel: recorded.targetModel,
             promptSet: recorded.promptSet, prompts: recorded.entries.count, maxTokens: recorded.maxTokens,
@@ -132,7 +108,44 @@ struct BenchFleetCommand: AsyncParsableCommand {
         }
     }
 
-    // MARK: Cluster per mode
+    // MARK: Cluster per mode and N
+
+    /// Starts a cluster for `mode`, sends one uncounted request (first batches, the controller's priors),
+    /// measures N devices, and stops the cluster.
+    private func run(mode: FleetMode, devices n: Int, maxDevices: Int, tracePath: String, profilePath: String,
+                     trace recorded: FleetTrace, expected: [String], started: ContinuousClock.Instant,
+                     logger: Logger) async throws -> FleetRow {
+        var plan = clusterPlan(mode: mode, tracePath: tracePath, profilePath: profilePath, devices: maxDevices)
+        plan.dataDirectory = (dataDir as NSString).appendingPathComponent("\(mode.rawValue)-\(n)")
+        let launcher = try ClusterLauncher(plan: plan, logger: logger)
+        let endpoints: ClusterEndpoints
+        do {
+            endpoints = try await launcher.start()
+            _ = try await launcher.waitRegistered(control: endpoints.control, timeout: .seconds(120))
+        } catch {
+            await launcher.shutdown()
+            throw error
+        }
+        // One streaming connection per device: the default pool allows 8 per host and times out the rest.
+        var httpConfig = HTTPClient.Configuration()
+        httpConfig.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(8, n + 4))
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfig)
+        let batches = try BatchWatcher(eventsSub: endpoints.eventsSub, logger: logger)
+        defer { Task { try? await http.shutdown() } }
+        do {
+            let client = ChatClient(baseURL: endpoints.http, client: http)
+            _ = try await request(client: client, mode: mode, entry: recorded.entries[0], trace: recorded, device: "dev-1")
+            let row = try await measure(mode: mode, devices: n, client: client, trace: recorded, expected: expected,
+                                        batches: batches, elapsed: started)
+            await batches.close()
+            await launcher.shutdown()
+            return row
+        } catch {
+            await batches.close()
+            await launcher.shutdown()
+            throw error
+        }
+    }
 
     private func clusterPlan(mode: FleetMode, tracePath: String, profilePath: String, devices: Int) -> ClusterPlan {
         var plan = ClusterPlan()

@@ -8,8 +8,8 @@
 /// current load is the last observed batch. The round model handed to the planner prices a session's round
 /// as if the verifier served it alone, plus what its positions cost the others:
 /// - fixed: `β0 + β3·context` (the session's own share of a batch) plus the network round trip;
-/// - per position: `β2` times the number of sessions in the batch it joins (as last observed), because a
-///   position delays every session of that batch, not only its own.
+/// - per position: `β2` for the session itself, plus `β2 · (1 − α)` for each other session of the batch it
+///   joins (as last observed): a rejected position delays every session of the batch for nothing.
 /// The other sessions' positions are deliberately left out of the fixed part: they lengthen the round
 /// whatever K this session picks, and counting them would make a long shared batch look like a reason
 /// to draft more (each session amortising the others' cost), which is exactly the interference that
@@ -41,11 +41,16 @@ public struct VerifierCostModel: Sendable {
                             contextTokens: max(0, context - ownContext))
     }
 
-    /// The planner's round model for a session with `contextTokens` committed tokens.
-    public func roundModel(contextTokens: Int, networkSeconds: Double) -> VerifyTimeModel? {
+    /// The planner's round model for a session with `contextTokens` committed tokens and draft acceptance
+    /// `acceptance`. Only the positions the session can expect to see rejected delay the others for
+    /// nothing: an accepted position replaces one this session would otherwise need in a later round
+    /// (where it would cost a whole sequence's share of a batch). So each of the other sessions charges
+    /// `(1 − acceptance)` of a position's time.
+    public func roundModel(contextTokens: Int, networkSeconds: Double, acceptance: Double = 0) -> VerifyTimeModel? {
         guard model.sampleCount >= model.configuration.minSamples else { return nil }
         let c = model.coefficients
-        let perPosition = max(c[2], 0) * Double(others.sequences + 1)
+        let waste = 1 - min(max(acceptance, 0), 1)
+        let perPosition = max(c[2], 0) * (1 + Double(others.sequences) * waste)
         let own = model.predictSeconds(BatchShape(sequences: 1, newTokens: 0, contextTokens: contextTokens))
         return VerifyTimeModel(fixedSeconds: max(own, 0) + max(networkSeconds, 0), perTokenSeconds: perPosition)
     }

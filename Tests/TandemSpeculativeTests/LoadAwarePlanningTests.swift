@@ -34,7 +34,7 @@ struct LoadAwarePlanningTests {
         var controller = SpeculationController(configuration: .init(
             maxDraftLength: 8, initialDraftLength: 4, priorAcceptance: acceptance, priorWeight: 1_000_000))
         controller.recordDraftTime(seconds: draftSecondsPerToken, tokens: 1)
-        let round = model.roundModel(contextTokens: 200, networkSeconds: networkSeconds)
+        let round = model.roundModel(contextTokens: 200, networkSeconds: networkSeconds, acceptance: acceptance)
         #expect(round != nil, "enough observations for a round model")
         return controller.beginRound(verifyTime: round, allowNoDraft: true).maxDraftLength
     }
