@@ -17,6 +17,7 @@ struct TandemCommand: AsyncParsableCommand {
             PerplexityCommand.self,
             BenchCommand.self,
             ProfileCommand.self,
+            FleetCommand.self,
         ]
     )
 }
