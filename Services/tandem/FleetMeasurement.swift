@@ -17,7 +17,7 @@ struct FleetSample: Sendable {
 }
 
 /// One (mode, device count) row of the fleet benchmark; field names are the JSON schema's
-/// (docs/fleet.md, "Output").
+/// (docs/fleet.md, "`tandem bench fleet`").
 struct FleetRow: Codable, Sendable {
     var mode: String
     var devices: Int
