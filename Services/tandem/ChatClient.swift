@@ -27,6 +27,12 @@ struct ChatClient: Sendable {
         var wastedDraftMs = 0.0
         var plainRounds = 0
         var error: String?
+
+        /// Mean seconds per output token after the first, as the client saw them (nil below two tokens).
+        var tpot: Double? {
+            guard let first = ttft, let last = lastTokenAt, completionTokens > 1 else { return nil }
+            return (last - first) / Double(completionTokens - 1)
+        }
     }
 
     /// Streams one chat request; `onText` sees each piece of text as it arrives.

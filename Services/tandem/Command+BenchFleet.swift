@@ -239,10 +239,7 @@ struct BenchFleetCommand: AsyncParsableCommand {
 
     private func sample(_ r: ChatClient.Result, device: String, expected: String) -> FleetSample {
         let ttftMs = (r.ttft ?? 0) * 1000
-        var tpotMs: Double?
-        if let first = r.ttft, let last = r.lastTokenAt, r.completionTokens > 1 {
-            tpotMs = (last - first) * 1000 / Double(r.completionTokens - 1)
-        }
+        let tpotMs = r.tpot.map { $0 * 1000 }
         let met = ttftMs <= sloTTFTMs && (tpotMs ?? 0) <= sloTPOTMs
         return FleetSample(device: device, tokens: r.completionTokens, ttftMs: ttftMs, tpotMs: tpotMs, metSLO: met,
                            drafted: r.drafted, accepted: r.accepted, rounds: r.rounds, plainRounds: r.plainRounds,

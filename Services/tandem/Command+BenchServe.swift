@@ -107,7 +107,7 @@ struct BenchServeCommand: AsyncParsableCommand {
                             continue
                         }
                         let tokens = max(r.completionTokens, 1)
-                        let tpot = tokens > 1 ? ((r.lastTokenAt ?? ttft) - ttft) / Double(tokens - 1) : nil
+                        let tpot = r.tpot
                         let met = ttft * 1000 <= ttftSlo && (tpot ?? 0) * 1000 <= tpotSlo
                         samples.append(Sample(tokens: tokens, ttft: ttft, tpot: tpot, met: met, drafted: r.drafted,
                                               accepted: r.accepted, rounds: r.rounds))
@@ -132,9 +132,7 @@ struct BenchServeCommand: AsyncParsableCommand {
     }
 
     private func pct(_ sorted: [Double], _ p: Double) -> Double {
-        guard !sorted.isEmpty else { return .nan }
-        let rank = Int((p / 100 * Double(sorted.count)).rounded(.up)) - 1
-        return sorted[min(max(rank, 0), sorted.count - 1)]
+        NearestRank.percentile(sorted, p / 100) ?? .nan
     }
 
     private func format(_ r: Row) -> String {

@@ -91,7 +91,7 @@ struct FleetRow: Codable, Sendable {
     }
 }
 
-/// Nearest-rank percentiles of sorted values.
+/// Nearest-rank percentiles of sorted values (`tandem bench fleet` and `bench serve`).
 enum NearestRank {
     static func percentile(_ sorted: [Double], _ p: Double) -> Double? {
         guard !sorted.isEmpty else { return nil }
