@@ -67,8 +67,17 @@ actor SessionManager {
         var lastError = GatewayError.unavailable("no replica could take the session")
         for attempt in 0..<3 {
             if attempt > 0 {
-                guard let v = await leastLoaded(.verifier, excluding: failedVerifiers),
-                      let d = try await placeDrafter(for: request.device, excluding: failedDrafters) else { break }
+                guard let v = await leastLoaded(.verifier, excluding: failedVerifiers) else { break }
+                // A device whose drafter just failed has no other: end here, through the cleanup below
+                // (a throw from inside the loop would leave the session registered).
+                let next: ReplicaInfo?
+                do {
+                    next = try await placeDrafter(for: request.device, excluding: failedDrafters)
+                } catch {
+                    lastError = error
+                    break
+                }
+                guard let d = next else { break }
                 session.verifier = v.registration.replicaID
                 session.verifierEndpoint = v.registration.endpoint ?? ""
                 session.drafter = d.registration.replicaID
