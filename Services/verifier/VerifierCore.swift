@@ -59,6 +59,9 @@ final class VerifierCore: @unchecked Sendable {
         let continuation: CheckedContinuation<WireMessage, Never>
         /// Tokens decoded by earlier steps of a multi-step decode, answered together at the end.
         var collected: [Int32] = []
+        /// When the current step's deadline was set (arrival, then the end of the previous step): each step
+        /// of a multi-step decode gets the same allowance `deadline - stepStartedMillis` as the first.
+        var stepStartedMillis: Double
     }
 
     init(engine: ForwardEngine, modelName: String, replicaID: ReplicaID, configuration: Configuration,
@@ -193,8 +196,9 @@ final class VerifierCore: @unchecked Sendable {
                 let superseded = state.jobs.filter { $0.request.session == request.session }
                 if !superseded.isEmpty { state.jobs.removeAll { $0.request.session == request.session } }
                 state.nextID += 1
-                state.jobs.append(VerifyJob(id: state.nextID, request: request, arrived: .now,
-                                            arrivedMillis: ServiceClock.nowMillis(), continuation: continuation))
+                let now = ServiceClock.nowMillis()
+                state.jobs.append(VerifyJob(id: state.nextID, request: request, arrived: .now, arrivedMillis: now,
+                                            continuation: continuation, stepStartedMillis: now))
                 guard !state.batchScheduled else { return (false, superseded) }
                 state.batchScheduled = true
                 return (true, superseded)
@@ -336,7 +340,8 @@ final class VerifierCore: @unchecked Sendable {
                 next.request.position = session.committed.count
                 next.request.lastToken = last
                 next.request.decodeSteps = steps - 1
-                next.request.deadline = at + (r.deadline - item.job.arrivedMillis)
+                next.request.deadline = at + (r.deadline - item.job.stepStartedMillis)
+                next.stepStartedMillis = at
                 again.append(next)
                 continue
             }
