@@ -300,7 +300,8 @@ final class BatchWatcher: Sendable {
                 guard let envelope = try? WireCodec.decode(message.payload), case .batch(let b) = envelope.message else {
                     continue
                 }
-                let positions = b.tokensPerSequence.reduce(0, +)
+                // Verified positions only: prompt chunks prefilled in the same batch are not verification work.
+                let positions = b.tokensPerSequence.reduce(0, +) - (b.prefillTokens ?? 0)
                 log.batches.withLock { $0.append((positions, b.wallMs, b.prefill ?? false)) }
             }
         }

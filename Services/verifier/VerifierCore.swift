@@ -21,6 +21,11 @@ final class VerifierCore: @unchecked Sendable {
         var policy: SLOBatchScheduler.Policy = .firstCome
         /// Tokens that end a generation: a multi-step decode request (``VerifyRequest/decodeSteps``) stops there.
         var endOfGeneration: Set<Int32> = []
+        /// Most prompt tokens one batch prefills (when nothing else waits, and the cap otherwise).
+        var maxPrefillChunk = 256
+        /// Fewest prompt tokens a batch prefills while sessions are being verified, so a new session always
+        /// makes progress however tight the running sessions' deadlines are.
+        var minPrefillChunk = 16
     }
 
     /// Most tokens one multi-step decode request may ask for.
@@ -46,8 +51,18 @@ final class VerifierCore: @unchecked Sendable {
 
     struct PendingState {
         var jobs: [VerifyJob] = []
+        /// Sessions whose prompt is still being prefilled, first come first served; each stays until its
+        /// cache holds the whole prompt (the `session_opened` answer goes out then).
+        var prefills: [PrefillJob] = []
         var batchScheduled = false
         var nextID: UInt64 = 0
+    }
+
+    struct PrefillJob {
+        let id: UInt64
+        let session: SessionID
+        let started: ContinuousClock.Instant
+        let continuation: CheckedContinuation<WireMessage, Never>
     }
 
     struct VerifyJob {
@@ -87,7 +102,7 @@ final class VerifierCore: @unchecked Sendable {
     private let loadSnapshot = Mutex<ReplicaLoad>(ReplicaLoad())
     var load: ReplicaLoad {
         var l = loadSnapshot.withLock { $0 }
-        l.queuedRequests = pending.withLock { $0.jobs.count }
+        l.queuedRequests = pending.withLock { $0.jobs.count + $0.prefills.count }
         return l
     }
 
@@ -102,7 +117,11 @@ final class VerifierCore: @unchecked Sendable {
     func handle(_ message: WireMessage) async -> WireMessage? {
         switch message {
         case .sessionOpen(let open):
-            return await run { self.open(open) }
+            // The session is created at once; its prompt is prefilled in chunks inside the coming batches
+            // (docs/fleet.md, "Chunked prefill"), and the answer waits for the last chunk.
+            let refused = await run { self.open(open) ?? .ack(Ack()) }
+            guard case .ack = refused else { return refused }
+            return await enqueuePrefill(open.session)
         case .sessionClose(let close):
             return await run {
                 self.sessions[close.session] = nil
@@ -134,8 +153,9 @@ final class VerifierCore: @unchecked Sendable {
         session.lastUsed = useClock
     }
 
-    private func open(_ open: SessionOpen) -> WireMessage {
-        let start = ContinuousClock.now
+    /// Validates and creates the session and its cache (compute thread); returns the refusal, or nil when
+    /// the session now waits for its prefill.
+    private func open(_ open: SessionOpen) -> WireMessage? {
         let contextLength = engine.model.config.contextLength
         guard !open.tokens.isEmpty else {
             return .error(ErrorReply(code: .invalidArgument, message: "session_open needs at least one token"))
@@ -145,39 +165,39 @@ final class VerifierCore: @unchecked Sendable {
             return .error(ErrorReply(code: .invalidArgument,
                                      message: "\(open.tokens.count) tokens exceed the model's context of \(contextLength)"))
         }
+        let vocabulary = engine.model.config.vocabularySize
+        if let bad = open.tokens.first(where: { $0 < 0 || Int($0) >= vocabulary }) {
+            return .error(ErrorReply(code: .invalidArgument, message: "token id \(bad) is outside the vocabulary (0..<\(vocabulary))"))
+        }
         let session = VerifierSession(open: open, capacity: capacity)
         sessions[open.session] = session
         touch(session)
-        do {
-            try ensureCache(session, upTo: open.tokens.count - 1)
-        } catch {
-            sessions[open.session] = nil
-            return .error(ErrorReply(code: .internal, message: "prefill failed: \(error)"))
-        }
+        allocateCache(session)
         refreshLoad()
-        let ms = ServiceClock.millis(since: start)
-        events?.publish(.batch(BatchEvent(verifierID: replicaID, model: modelName, sequences: 1,
-                                          tokensPerSequence: [open.tokens.count - 1], contextLengths: [0],
-                                          wallMs: ms, at: ServiceClock.nowMillis(), prefill: true)))
-        return .sessionOpened(SessionOpened(session: open.session, cachedTokens: session.cache?.count ?? 0,
-                                            prefillMs: ms))
+        return nil
     }
 
-    /// Makes sure the session has a cache holding at least `committed[0..<count]` (allocating and
-    /// evicting least recently used sessions' caches to stay within the budget).
-    private func ensureCache(_ session: VerifierSession, upTo count: Int) throws {
+    /// Gives the session a cache if it has none, evicting least recently used sessions' caches to stay
+    /// within the budget.
+    /// Sessions in `busy` (the batch being built) are never evicted.
+    private func allocateCache(_ session: VerifierSession, busy: Set<SessionID> = []) {
         if session.cache == nil {
             let bytesPerToken = KVCache(config: engine.model.config, capacity: 1).byteCount
             let needed = bytesPerToken * session.capacity
             var used = sessions.values.reduce(0) { $0 + ($1.cache?.byteCount ?? 0) }
             while used + needed > configuration.kvBudgetBytes,
-                  let victim = sessions.values.filter({ $0.cache != nil && $0 !== session }).min(by: { $0.lastUsed < $1.lastUsed }) {
+                  let victim = sessions.values.filter({ $0.cache != nil && $0 !== session && !busy.contains($0.id) }).min(by: { $0.lastUsed < $1.lastUsed }) {
                 used -= victim.cache?.byteCount ?? 0
                 victim.cache = nil
                 logger.info("evicted KV cache (LRU)", metadata: ["session": "\(victim.id)"])
             }
             session.cache = engine.makeCache(capacity: session.capacity)
         }
+    }
+
+    /// Makes sure the session has a cache holding exactly `committed[0..<count]`.
+    private func ensureCache(_ session: VerifierSession, upTo count: Int, busy: Set<SessionID> = []) throws {
+        allocateCache(session, busy: busy)
         guard let cache = session.cache else { return }
         if cache.count > count { cache.truncate(to: count) }
         if cache.count < count {
@@ -207,20 +227,38 @@ final class VerifierCore: @unchecked Sendable {
                 job.continuation.resume(returning: .error(ErrorReply(
                     code: .invalidArgument, message: "superseded by a newer request of session \(request.session)")))
             }
-            if schedule {
-                let window = configuration.batchWindow
-                Task {
-                    try? await Task.sleep(for: window)
-                    self.compute.submit { self.runBatch() }
-                }
+            if schedule { scheduleBatch() }
+        }
+    }
+
+    /// Queues a created session's prompt for chunked prefill; answers `session_opened` when it is cached.
+    private func enqueuePrefill(_ session: SessionID) async -> WireMessage {
+        await withCheckedContinuation { continuation in
+            let schedule = pending.withLock { state -> Bool in
+                state.nextID += 1
+                state.prefills.append(PrefillJob(id: state.nextID, session: session, started: .now,
+                                                 continuation: continuation))
+                guard !state.batchScheduled else { return false }
+                state.batchScheduled = true
+                return true
             }
+            if schedule { scheduleBatch() }
+        }
+    }
+
+    /// Runs a batch after the batch window (the first request of an idle verifier waits for company).
+    private func scheduleBatch() {
+        let window = configuration.batchWindow
+        Task {
+            try? await Task.sleep(for: window)
+            self.compute.submit { self.runBatch() }
         }
     }
 
     /// Takes the next batch from the pending requests and verifies it (compute thread).
     private func runBatch() {
         let now = ServiceClock.nowMillis()
-        let jobs: [VerifyJob] = pending.withLock { state in
+        let (jobs, prefills): ([VerifyJob], [PrefillJob]) = pending.withLock { state in
             let candidates = state.jobs.map { job in
                 PendingVerify(id: job.id, arrival: job.arrivedMillis / 1000, deadline: job.request.deadline / 1000,
                               newTokens: job.request.tokens.count + 1,
@@ -230,11 +268,11 @@ final class VerifierCore: @unchecked Sendable {
             let chosen = Set(selection.indices)
             let taken = selection.indices.map { state.jobs[$0] }
             state.jobs = state.jobs.enumerated().filter { !chosen.contains($0.offset) }.map(\.element)
-            return taken
+            return (taken, state.prefills)
         }
         defer {
             let again = pending.withLock { state -> Bool in
-                if state.jobs.isEmpty {
+                if state.jobs.isEmpty && state.prefills.isEmpty {
                     state.batchScheduled = false
                     return false
                 }
@@ -242,11 +280,29 @@ final class VerifierCore: @unchecked Sendable {
             }
             if again { compute.submit { self.runBatch() } }
         }
-        guard !jobs.isEmpty else { return }
-        verify(jobs)
+        guard !jobs.isEmpty || !prefills.isEmpty else { return }
+        verify(jobs, prefills: prefills)
     }
 
-    private func verify(_ jobs: [VerifyJob]) {
+    /// Prompt tokens this batch may prefill: everything up to the cap when no session waits for verification,
+    /// else as many as the time model says still end the batch by the earliest deadline of the verifications
+    /// in it (at least `minPrefillChunk`, and prefill may at least double the verification-only batch time, so
+    /// new sessions start while running sessions keep their pace).
+    private func prefillBudget(verifyShape: BatchShape, earliestDeadline: Double?) -> Int {
+        let cap = configuration.maxPrefillChunk, floor = min(configuration.minPrefillChunk, cap)
+        guard verifyShape.sequences > 0, let deadline = earliestDeadline else { return cap }
+        guard timeModel.isFitted else { return min(cap, 4 * floor) }
+        let base = timeModel.predictSeconds(verifyShape) * 1000
+        let allowedMs = max(deadline - ServiceClock.nowMillis(), 2 * base)
+        var n = cap
+        while n > floor, timeModel.predictSeconds(verifyShape.adding(newTokens: n, contextTokens: 0)) * 1000 > allowedMs {
+            n -= floor
+        }
+        return max(n, floor)
+    }
+
+    /// Verifies `jobs` and advances the queued prefills by this batch's prefill budget, all in one forward.
+    private func verify(_ jobs: [VerifyJob], prefills: [PrefillJob]) {
         let batchStart = ContinuousClock.now
         var requests: [ForwardRequest] = []
         var accepted: [(job: VerifyJob, session: VerifierSession, feedCount: Int)] = []
@@ -281,6 +337,12 @@ final class VerifierCore: @unchecked Sendable {
                     code: .invalidArgument, message: "decode_steps must be in 1...\(Self.maxDecodeSteps)")))
                 continue
             }
+            let vocabulary = engine.model.config.vocabularySize
+            if let bad = ([r.lastToken] + r.tokens).first(where: { $0 < 0 || Int($0) >= vocabulary }) {
+                job.continuation.resume(returning: .error(ErrorReply(
+                    code: .invalidArgument, message: "token id \(bad) is outside the vocabulary (0..<\(vocabulary))")))
+                continue
+            }
             guard r.distributions.isEmpty || r.distributions.count == r.tokens.count else {
                 job.continuation.resume(returning: .error(ErrorReply(
                     code: .invalidArgument, message: "\(r.distributions.count) distributions for \(r.tokens.count) draft tokens")))
@@ -294,7 +356,7 @@ final class VerifierCore: @unchecked Sendable {
             session.committed.removeLast(session.committed.count - n)
             touch(session)
             do {
-                try ensureCache(session, upTo: n - 1)
+                try ensureCache(session, upTo: n - 1, busy: inBatch)
             } catch {
                 job.continuation.resume(returning: .error(ErrorReply(code: .internal, message: "\(error)")))
                 continue
@@ -305,7 +367,48 @@ final class VerifierCore: @unchecked Sendable {
             requests.append(ForwardRequest(cache: cache, tokens: feed, logits: .all))
             accepted.append((job, session, feed.count))
         }
-        guard !requests.isEmpty else { return }
+        // Chunked prefill: queued prompts, first come first served, within this batch's budget.
+        let verifyShape = BatchShape(sequences: requests.count, newTokens: requests.reduce(0) { $0 + $1.tokens.count },
+                                     contextTokens: contexts.reduce(0, +))
+        var budget = prefillBudget(verifyShape: verifyShape,
+                                   earliestDeadline: accepted.map(\.job.request.deadline).min())
+        var prefilling: [(job: PrefillJob, session: VerifierSession)] = []
+        var finishedPrefills: [(PrefillJob, WireMessage)] = []
+        for job in prefills where budget > 0 {
+            guard let session = sessions[job.session], !inBatch.contains(job.session) else {
+                if sessions[job.session] == nil {
+                    finishedPrefills.append((job, .error(ErrorReply(code: .unknownSession,
+                                                                    message: "session \(job.session) closed during its prefill"))))
+                }
+                continue
+            }
+            inBatch.insert(job.session)
+            touch(session)
+            allocateCache(session, busy: inBatch)
+            guard let cache = session.cache else { continue }
+            let target = session.committed.count - 1
+            if cache.count > target { cache.truncate(to: target) }
+            let n = min(budget, target - cache.count)
+            if n > 0 {
+                contexts.append(cache.count)
+                requests.append(ForwardRequest(cache: cache, tokens: Array(session.committed[cache.count..<cache.count + n]),
+                                               logits: .none))
+                budget -= n
+            }
+            prefilling.append((job, session))
+        }
+        let prefillTokens = requests[accepted.count...].reduce(0) { $0 + $1.tokens.count }
+        defer {
+            if !finishedPrefills.isEmpty {
+                let done = Set(finishedPrefills.map(\.0.id))
+                pending.withLock { $0.prefills.removeAll { done.contains($0.id) } }
+                for (job, answer) in finishedPrefills { job.continuation.resume(returning: answer) }
+            }
+        }
+        guard !requests.isEmpty else {
+            for item in prefilling { finishedPrefills.append((item.job, opened(item.session, job: item.job))) }
+            return
+        }
         let forwardStart = ContinuousClock.now
         let result: ForwardResult
         do {
@@ -314,6 +417,11 @@ final class VerifierCore: @unchecked Sendable {
             for item in accepted {
                 item.job.continuation.resume(returning: .error(ErrorReply(code: .internal, message: "\(error)")))
             }
+            for item in prefilling {
+                sessions[item.job.session] = nil
+                finishedPrefills.append((item.job, .error(ErrorReply(code: .internal, message: "prefill failed: \(error)"))))
+            }
+            refreshLoad()
             return
         }
         let forwardMs = ServiceClock.millis(since: forwardStart)
@@ -362,6 +470,9 @@ final class VerifierCore: @unchecked Sendable {
             }
         }
         if !again.isEmpty { pending.withLock { $0.jobs.append(contentsOf: again) } }
+        for item in prefilling where (item.session.cache?.count ?? 0) >= item.session.committed.count - 1 {
+            finishedPrefills.append((item.job, opened(item.session, job: item.job)))
+        }
         let shape = BatchShape(sequences: requests.count, newTokens: requests.reduce(0) { $0 + $1.tokens.count },
                                contextTokens: contexts.reduce(0, +))
         let predicted = timeModel.isFitted ? timeModel.predictSeconds(shape) * 1000 : nil
@@ -369,7 +480,14 @@ final class VerifierCore: @unchecked Sendable {
         events?.publish(.batch(BatchEvent(
             verifierID: replicaID, model: modelName, sequences: requests.count,
             tokensPerSequence: requests.map(\.tokens.count), contextLengths: contexts, wallMs: forwardMs,
-            predictedMs: predicted, at: at)))
+            predictedMs: predicted, at: at, prefill: accepted.isEmpty ? true : nil,
+            prefillTokens: prefillTokens > 0 ? prefillTokens : nil)))
         refreshLoad()
+    }
+
+    /// The answer to a session's `session_open` once its prompt is cached.
+    private func opened(_ session: VerifierSession, job: PrefillJob) -> WireMessage {
+        .sessionOpened(SessionOpened(session: session.id, cachedTokens: session.cache?.count ?? 0,
+                                     prefillMs: (ContinuousClock.now - job.started).milliseconds))
     }
 }

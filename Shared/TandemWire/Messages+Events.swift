@@ -13,11 +13,14 @@ public struct BatchEvent: Codable, Sendable, Hashable {
     /// What the estimator predicted for this batch, when one was asked (for fit error).
     public var predictedMs: Double?
     public var at: EpochMillis
-    /// True for a session's prompt prefill, nil/false for a verification (or decode) batch.
+    /// True for a batch that only prefilled prompts, nil/false when it verified (or decoded) sessions.
     public var prefill: Bool?
+    /// Prompt tokens prefilled in this batch (chunked prefill rides along with verification), counted in
+    /// `tokensPerSequence` too; nil when none.
+    public var prefillTokens: Int?
     public init(verifierID: ReplicaID, model: String, sequences: Int, tokensPerSequence: [Int],
                 contextLengths: [Int], wallMs: Double, predictedMs: Double? = nil, at: EpochMillis,
-                prefill: Bool? = nil) {
+                prefill: Bool? = nil, prefillTokens: Int? = nil) {
         self.verifierID = verifierID
         self.model = model
         self.sequences = sequences
@@ -27,6 +30,7 @@ public struct BatchEvent: Codable, Sendable, Hashable {
         self.predictedMs = predictedMs
         self.at = at
         self.prefill = prefill
+        self.prefillTokens = prefillTokens
     }
 }
 

@@ -177,6 +177,36 @@ struct ModelForwardTests {
         #expect(a.count == s[0].count && b.count == s[1].count && c.count == s[2].count)
     }
 
+    /// A call longer than `maxTokensPerPass` runs in several passes (prefill chunks first, without logits):
+    /// the logits and the caches must be bit-for-bit those of one pass.
+    @Test func passesSplitByTheTokenLimitGiveTheSameLogits() throws {
+        guard let model = try Self.smolModel() else { return }
+        let s = Self.sequences
+        func run(maxPass: Int) throws -> (last: [UInt32], all: [[UInt32]], next: [UInt32], counts: [Int]) {
+            let engine = ForwardEngine(model: model, threads: 2)
+            engine.maxTokensPerPass = maxPass
+            let a = engine.makeCache(capacity: 32), b = engine.makeCache(capacity: 32), c = engine.makeCache(capacity: 32)
+            let r = try engine.forward([
+                ForwardRequest(cache: a, tokens: s[0], logits: .last),
+                ForwardRequest(cache: b, tokens: s[1], logits: .none),
+                ForwardRequest(cache: c, tokens: s[2], logits: .all),
+            ])
+            let last = Self.bits(r.logits(request: 0))
+            let all = (0..<s[2].count).map { Self.bits(r.logits(request: 2, row: $0)) }
+            // The cache written in passes continues exactly like the one written at once.
+            let next = try Self.bits(engine.decode(cache: b, token: 42))
+            return (last, all, next, [a.count, b.count, c.count])
+        }
+        let whole = try run(maxPass: 256)
+        for maxPass in [1, 3, 7] {
+            let split = try run(maxPass: maxPass)
+            #expect(Self.same(split.last, whole.last), "max \(maxPass): last-row logits")
+            #expect(Self.same(split.all, whole.all), "max \(maxPass): all-rows logits")
+            #expect(Self.same(split.next, whole.next), "max \(maxPass): decode after a prefill in passes")
+            #expect(split.counts == [s[0].count, s[1].count + 1, s[2].count])
+        }
+    }
+
     @Test func invalidRequestsAreRejectedWithoutSideEffects() throws {
         guard let model = try Self.smolModel() else { return }
         let engine = ForwardEngine(model: model, threads: 2)

@@ -39,6 +39,11 @@ public final class ForwardEngine: @unchecked Sendable {
     private var tokSeq = IBuf(), tokPos = IBuf(), rowStart = IBuf(), rowCount = IBuf(), logitTokens = IBuf()
     private let matmulScratch = MatMulScratch()
     private var decodeRequest: [ForwardRequest] = []
+
+    /// Most new tokens one pass evaluates. A longer call (a long prompt's prefill) runs in several passes, so
+    /// activation and attention scratch stay bounded by this (a few tens of MB) instead of growing with the
+    /// prompt; the results are bit-for-bit those of one pass.
+    public var maxTokensPerPass = 256
     private var ropeCos = Buf(), ropeSin = Buf()
 
     /// - Parameters:
@@ -86,10 +91,32 @@ public final class ForwardEngine: @unchecked Sendable {
     /// Throws `ForwardError` (and changes no cache) when a request is empty, a token id is out of range, a
     /// cache lacks room, a cache belongs to another model geometry, or the same cache appears twice.
     public func forward(_ requests: [ForwardRequest]) throws -> ForwardResult {
-        // Validate everything before touching any cache.
+        let total = try validate(requests)
+        guard total > maxTokensPerPass else { return evaluate(requests) }
+        // Too many tokens for one pass: evaluate leading chunks of the prefill-like requests (`.none`, `.last`)
+        // first, without logits, until the rest fits. Batch invariance makes the result bit-for-bit the same
+        // as one pass; the scratch stays bounded by the pass size whatever the prompt length.
+        var rest = requests
+        var restTotal = total
+        while restTotal > maxTokensPerPass {
+            var pass: [ForwardRequest] = []
+            var room = maxTokensPerPass
+            for i in rest.indices where room > 0 && rest[i].logits != .all && rest[i].tokens.count > 1 {
+                let n = min(room, rest[i].tokens.count - 1)
+                pass.append(ForwardRequest(cache: rest[i].cache, tokens: Array(rest[i].tokens.prefix(n)), logits: .none))
+                rest[i].tokens.removeFirst(n)
+                room -= n
+            }
+            if pass.isEmpty { break }  // only verification-like (`.all`) requests remain: one pass
+            _ = evaluate(pass)
+            restTotal -= maxTokensPerPass - room
+        }
+        return evaluate(rest)
+    }
+
+    /// Checks every request (see ``forward(_:)``) and returns the total number of new tokens.
+    private func validate(_ requests: [ForwardRequest]) throws -> Int {
         var total = 0
-        var nLogits = 0
-        var maxLen = 0
         for (i, r) in requests.enumerated() {
             guard !r.tokens.isEmpty else { throw ForwardError("request \(i) has no tokens") }
             guard r.cache.layerCount == model.config.layerCount, r.cache.kvWidth == KVW else {
@@ -104,6 +131,17 @@ public final class ForwardEngine: @unchecked Sendable {
             for j in 0..<i where requests[j].cache === r.cache {
                 throw ForwardError("requests \(j) and \(i) share one KV cache")
             }
+            total += r.tokens.count
+        }
+        return total
+    }
+
+    /// One pass over already validated requests: every new token of every request in one activation matrix.
+    private func evaluate(_ requests: [ForwardRequest]) -> ForwardResult {
+        var total = 0
+        var nLogits = 0
+        var maxLen = 0
+        for r in requests {
             total += r.tokens.count
             maxLen = max(maxLen, r.cache.count + r.tokens.count)
             switch r.logits {
@@ -209,11 +247,11 @@ public final class ForwardEngine: @unchecked Sendable {
         let HD = HD, NH = NH, QW = QW, KVW = KVW
         let group = NH / NKV
         let scale = 1 / Float(HD).squareRoot()
-        let stride = capS / max(1, T * NH)
+        let stride = capS / pool.threadCount
         let qp = q.p, ap = att.p, sp = scores.p, seqs = tokSeq.p, poss = tokPos.p
         // Bind cache pointers per request once.
         requests.withUnsafeBufferPointer { reqs in
-            pool.parallelFor(T * NH) { item in
+            pool.parallelFor(T * NH) { item, thread in
                 let t = item / NH, h = item % NH
                 let cache = reqs[seqs[t]].cache
                 let n = poss[t] + 1
@@ -221,7 +259,7 @@ public final class ForwardEngine: @unchecked Sendable {
                 let qv = qp + t * QW + h * HD
                 let K = cache.keys(layer: l) + kvh * HD
                 let Vv = cache.values(layer: l) + kvh * HD
-                let s = sp + item * stride
+                let s = sp + thread * stride
                 var mx = -Float.infinity
                 for j in 0..<n {
                     let d = dot(qv, K + j * KVW, HD) * scale
@@ -279,9 +317,10 @@ public final class ForwardEngine: @unchecked Sendable {
             rowStart.resize(n); rowCount.resize(n)
             capR = n
         }
-        // Scores: one row of `maxLen` per (token, head) item.
-        let needS = T * NH * maxLen
-        if needS > capS || capS / max(1, T * NH) < maxLen {
+        // Scores: one row of `maxLen` per pool thread (an item's scores live only while its thread runs it),
+        // so attention scratch does not grow with the number of new tokens.
+        let needS = pool.threadCount * maxLen
+        if needS > capS {
             let n = max(needS, capS * 2)
             scores.resize(n)
             capS = n
