@@ -4,7 +4,7 @@ import TandemWire
 /// What the stored rounds say about how often a draft model's tokens are accepted by a target.
 ///
 /// Two numbers come out of the metrics-store's ``AcceptanceRow``s of one (draft, target) pair:
-/// - `alpha`, the pooled per-token acceptance: the α for which design.md §4's formula
+/// - `alpha`, the pooled per-token acceptance: the α for which docs/design.md §6.1's formula
 ///   `(1 − α^{K+1}) / (1 − α)`, averaged over the rows' K weighted by rounds, reproduces the measured
 ///   tokens per round (`Σ rounds · meanAcceptanceLength`). A moment estimator: unlike
 ///   `accepted / drafted` it is not biased low by drafts after the first rejection, which are

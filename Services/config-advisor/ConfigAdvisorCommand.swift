@@ -7,7 +7,7 @@ import TandemService
 import TandemTelemetry
 import TandemWire
 
-/// `config-advisor`: ConfigSpec's profiling-based configuration choice as a service (design.md §2).
+/// `config-advisor`: ConfigSpec's profiling-based configuration choice as a service (docs/design.md §10).
 ///
 /// Answers `advise` (device profile, objective, target, candidate drafts) with the draft model,
 /// quantization and K that maximise the objective (``ConfigAdvisorPolicy``), from the metrics-store's
@@ -40,7 +40,7 @@ struct ConfigAdvisorCommand: AsyncParsableCommand {
     @Option(help: "Timeout of each metrics-store query, ms [TANDEM_ADVISOR_QUERY_TIMEOUT_MS, default 500].")
     var queryTimeoutMs: Int?
 
-    @Option(help: "Device power while waiting for verification, as a fraction of drafting power; 0 counts drafting energy only as design.md §5 does [TANDEM_ADVISOR_IDLE_POWER_FRACTION, default 0].")
+    @Option(help: "Device power while waiting for verification, as a fraction of drafting power; 0 counts drafting energy only as docs/design.md §11 does [TANDEM_ADVISOR_IDLE_POWER_FRACTION, default 0].")
     var idlePowerFraction: Double?
 
     @Flag(inversion: .prefixedNo, help: "Ask the estimator (--estimator) for the target's verification time vs K.")

@@ -5,7 +5,7 @@ import TandemWire
 /// (draft model, quantization, K) that maximises the query's objective.
 ///
 /// For every candidate configuration and every K in ``kRange``:
-/// - expected tokens per round: design.md §4, `(1 − α^{K+1}) / (1 − α)` with the measured α of the
+/// - expected tokens per round: docs/design.md §6.1, `(1 − α^{K+1}) / (1 − α)` with the measured α of the
 ///   (draft, target) pair, refined by per-position acceptance where measured (``AcceptanceEstimate``);
 /// - drafting time per token `t_draft`: measured profile of this device (as measured: a profile
 ///   recorded on the device already reflects its throttle), else the fastest profile of the model
@@ -16,7 +16,7 @@ import TandemWire
 /// - objective (``SpeculationPlanner``): goodput = tokens / (K·t_draft + t_verify(K));
 ///   cost = tokens per verifier-second = tokens / t_verify(K); energy = tokens per joule =
 ///   tokens / (P·K·t_draft [+ P_idle·t_verify(K)]), P the drafting power (profile, else the
-///   device's declared power × the model's prior factor). design.md §5 counts drafting energy only
+///   device's declared power × the model's prior factor). docs/design.md §11 counts drafting energy only
 ///   (``idlePowerFraction`` = 0); note that then tokens/energy falls with K for every α < 1, so the
 ///   energy optimum is always the smallest K of the range, as in ConfigSpec's K=2 (the lower end of
 ///   its grid).
@@ -31,7 +31,7 @@ struct ConfigAdvisorPolicy: Sendable {
     var minPositionRounds = 20
     /// Batches of a target before its measured latency rescales the prior verification line.
     var minLatencySamples = 5
-    /// Device power while waiting for verification, as a fraction of drafting power (0: design.md §5).
+    /// Device power while waiting for verification, as a fraction of drafting power (0: docs/design.md §11).
     var idlePowerFraction = 0.0
 
     /// Where one input of a candidate came from.

@@ -111,7 +111,7 @@ struct DrafterCommand: AsyncParsableCommand {
                                context: context, events: events, logger: logger)
         let advisor = try common.advisorEndpoint()
         Task {
-            // The config-advisor's K for this device (design.md §2); the flag's K stays if it is down.
+            // The config-advisor's K for this device (docs/design.md §10); the flag's K stays if it is down.
             let client = try BusEndpoint.dealer(context: context, connect: advisor, logger: logger)
             defer { Task { await client.close() } }
             let query = AdvisorQuery(device: profile, objective: .goodput, targetModel: targetHint,

@@ -8,7 +8,7 @@ import TandemSpeculative
 import TandemTelemetry
 import TandemWire
 
-/// `estimator`: WISP's verification-time estimator as a service (design.md §2).
+/// `estimator`: WISP's verification-time estimator as a service (docs/design.md §9).
 ///
 /// Subscribes to `batch` events from the metrics-store's XPUB, fits one least-squares batch-time model
 /// per target model (``BatchTimeEstimator``), and answers `estimate` queries on a ROUTER. It starts

@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import TandemWire
 
-/// The gateway's registry of live replicas (design.md §2).
+/// The gateway's registry of live replicas (docs/design.md §2).
 ///
 /// Replicas register on start and heartbeat; one that misses `missedHeartbeatsAllowed`
 /// consecutive heartbeats is marked dead (kept in the listing, excluded from placement) until it

@@ -1,7 +1,7 @@
 import GRDB
 import TandemWire
 
-/// The answers to ``MetricsQuery`` (design.md §5 names). Every query reads one committed snapshot.
+/// The answers to ``MetricsQuery`` (docs/design.md §11 names). Every query reads one committed snapshot.
 ///
 /// `since` (epoch ms, inclusive) filters on the events' own `at` timestamps. `limit` applies to
 /// `session_latency` only (the other kinds return one row per group, already small).

@@ -7,7 +7,7 @@ import TandemService
 import TandemTelemetry
 import TandemWire
 
-/// `metrics-store`: the event hub and the metrics database of a Tandem cluster (design.md §2).
+/// `metrics-store`: the event hub and the metrics database of a Tandem cluster (docs/design.md §2).
 ///
 /// - Runs the event proxy: publishers connect to its XSUB, subscribers to its XPUB.
 /// - Subscribes to every event topic itself and stores each event in SQLite (``EventStore``)

@@ -1,4 +1,4 @@
-/// The well-known ports of design.md §2 on loopback. Every endpoint can be overridden by
+/// The well-known ports of docs/design.md §2 on loopback. Every endpoint can be overridden by
 /// flag or by the environment variable named next to it.
 public enum DefaultEndpoints {
     /// Gateway `control` ROUTER (`TANDEM_GATEWAY_CONTROL` / bind `TANDEM_CONTROL_BIND`).

@@ -1,4 +1,4 @@
-/// Closed-form expectations of speculative decoding (design.md §4, §5).
+/// Closed-form expectations of speculative decoding (docs/design.md §6, §11).
 public enum SpeculationMath {
     /// Expected tokens emitted per verification round with `k` drafts and i.i.d. per-token acceptance `alpha`:
     /// `(1 - alpha^(k+1)) / (1 - alpha)` (accepted drafts plus the correction/bonus token); `k + 1` at `alpha = 1`.
@@ -28,7 +28,7 @@ public enum SpeculationMath {
         return total
     }
 
-    /// Mean acceptance length as defined in design.md §5: `1 + accepted / rounds`.
+    /// Mean acceptance length as defined in docs/design.md §11: `1 + accepted / rounds`.
     public static func meanAcceptanceLength(accepted: Int, rounds: Int) -> Double {
         rounds > 0 ? 1 + Double(accepted) / Double(rounds) : 0
     }

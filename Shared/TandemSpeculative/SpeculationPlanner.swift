@@ -20,7 +20,7 @@ public struct DraftProfile: Sendable, Hashable, Codable {
     public var draftSecondsPerToken: Double
     /// Device power while drafting (W).
     public var drafterPowerWatts: Double
-    /// Device power while waiting for verification (W); 0 counts drafting energy only, as design.md §5 does.
+    /// Device power while waiting for verification (W); 0 counts drafting energy only, as docs/design.md §11 does.
     public var idlePowerWatts: Double
     /// Verification time of one round as a function of K.
     public var verify: VerifyTimeModel

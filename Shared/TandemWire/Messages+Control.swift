@@ -1,4 +1,4 @@
-// Registration, heartbeats, health and cluster status: the `control` flows of design.md §2.
+// Registration, heartbeats, health and cluster status: the `control` flows of docs/design.md §2.
 
 /// A replica announces itself to the gateway's `control` socket on start (and again when the
 /// gateway answers a heartbeat with `known: false`, e.g. after a gateway restart).

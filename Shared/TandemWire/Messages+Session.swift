@@ -1,4 +1,4 @@
-// Session start/open/close, verification and token reports: the request path of design.md §3.
+// Session start/open/close, verification and token reports: the request path of docs/design.md §3-§4.
 
 /// Gateway → drafter: begin (or resume, after failover) drafting for a session.
 public struct SessionStart: Codable, Sendable, Hashable {

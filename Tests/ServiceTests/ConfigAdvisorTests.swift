@@ -112,7 +112,7 @@ struct ConfigAdvisorTests {
         let grid = S.policy(verify: verify, range: 2...10)
         let cost = try full.recommend(S.query(.cost, candidates: ["d"]), measurements: measurements).recommendation
         #expect(cost.k == 2)
-        // Drafting-only energy (design.md §5) falls with K: the smallest K of the range wins.
+        // Drafting-only energy (docs/design.md §6.4, §11) falls with K: the smallest K of the range wins.
         let energyFull = try full.recommend(S.query(.energy, candidates: ["d"]), measurements: measurements).recommendation
         let energyGrid = try grid.recommend(S.query(.energy, candidates: ["d"]), measurements: measurements).recommendation
         #expect(energyFull.k == 1)
