@@ -5,7 +5,7 @@ import TandemWire
 
 /// What a client-facing request handler receives about its session.
 enum SessionUpdate: Sendable {
-    /// New text (already checked against stop strings) and how many tokens it covers.
+    /// New text, already checked against stop strings (never contains one or anything after it).
     case text(String)
     case finished(SessionSummary)
     case failed(GatewayError)
@@ -15,6 +15,8 @@ enum SessionUpdate: Sendable {
 struct SessionSummary: Sendable {
     var finishReason: FinishReason
     var promptTokens: Int
+    /// Generated tokens up to and including the one that ended the generation: with a stop string,
+    /// the token that completed it (vLLM's count; tokens decoded after it are not billed).
     var completionTokens: Int
     var stats: RoundStats
     var verifier: ReplicaID
@@ -59,8 +61,8 @@ final class GatewaySession: @unchecked Sendable {
     var lastTokenAt: ContinuousClock.Instant?
     var finished = false
     var decoder: StreamingDecoder
-    /// Decoded text not yet released (it may be the start of a stop string).
-    var heldBack = ""
+    /// Finds stop strings in the decoded text and holds back what may begin one.
+    var stopMatcher: StopStringMatcher
     let continuation: AsyncStream<SessionUpdate>.Continuation
 
     init(id: SessionID, request: GenerationRequest, drafter: ReplicaID, verifier: ReplicaID, verifierEndpoint: String,
@@ -74,47 +76,43 @@ final class GatewaySession: @unchecked Sendable {
         self.verifierEndpoint = verifierEndpoint
         self.device = request.device
         self.decoder = decoder
+        self.stopMatcher = StopStringMatcher(stops: request.stop)
         self.continuation = continuation
     }
 
-    /// Feeds newly committed tokens through the detokenizer and the stop strings.
-    /// Returns the text that may be released now, and whether a stop string ended the session.
-    func absorb(_ tokens: [Int32]) -> (text: String, stopped: Bool) {
-        var fresh = ""
-        for token in tokens { fresh += decoder.append(token) }
-        heldBack += fresh
-        return release(final: false)
+    /// Feeds newly committed tokens, in order, through the detokenizer and the stop strings, and
+    /// appends to ``generated`` those that count.
+    ///
+    /// Generation ends at the first token that is an end-of-generation token, completes a stop string,
+    /// or reaches `max_tokens`; tokens after it in the same report are dropped, so ``generated``
+    /// (and `usage.completion_tokens`) counts the tokens up to and including the one that ended it,
+    /// as vLLM does. The end-of-generation token itself counts but has no text; a stop string and
+    /// anything after it are never released.
+    ///
+    /// - Returns: the text that may be released now, and why generation ended (nil: it goes on).
+    func absorb(_ tokens: [Int32], isEndOfGeneration: (Int32) -> Bool) -> (text: String, finish: FinishReason?) {
+        var text = ""
+        for token in tokens {
+            guard generated.count < request.maxTokens else { return (text, .length) }
+            generated.append(token)
+            if isEndOfGeneration(token) { return (text, .stop) }
+            let piece = stopMatcher.append(decoder.append(token))
+            text += piece.text
+            if piece.stopped { return (text, .stop) }
+        }
+        return (text, generated.count >= request.maxTokens ? .length : nil)
     }
 
-    /// Releases held-back text: everything up to a stop string (then stopped), or everything but
-    /// a suffix that could still begin a stop string (all of it when `final`).
-    func release(final: Bool) -> (text: String, stopped: Bool) {
-        if final { heldBack += decoder.finish() }
-        var earliest: Range<String.Index>?
-        for stop in request.stop where !stop.isEmpty {
-            if let r = heldBack.range(of: stop), earliest == nil || r.lowerBound < earliest!.lowerBound { earliest = r }
+    /// The generation ended: releases what the detokenizer and the stop-string matcher still hold.
+    /// Bytes the decoder held back are released only when no stop string came before them; they can
+    /// still complete one (then `stopped`, and the text ends before it).
+    func releaseRemaining() -> (text: String, stopped: Bool) {
+        guard !stopMatcher.stopped else {
+            _ = decoder.finish()
+            return ("", true)
         }
-        if let earliest {
-            let text = String(heldBack[..<earliest.lowerBound])
-            heldBack = ""
-            return (text, true)
-        }
-        if final {
-            defer { heldBack = "" }
-            return (heldBack, false)
-        }
-        var keep = 0
-        for stop in request.stop where !stop.isEmpty {
-            for length in stride(from: min(stop.count - 1, heldBack.count), to: 0, by: -1)
-            where heldBack.hasSuffix(stop.prefix(length)) {
-                keep = max(keep, length)
-                break
-            }
-        }
-        let cut = heldBack.index(heldBack.endIndex, offsetBy: -keep)
-        let text = String(heldBack[..<cut])
-        heldBack = String(heldBack[cut...])
-        return (text, false)
+        let last = stopMatcher.append(decoder.finish())
+        return (last.text + stopMatcher.finish(), last.stopped)
     }
 
     var ttftMs: Double? { firstTokenAt.map { ($0 - arrived).milliseconds } }

@@ -31,17 +31,7 @@ extension Gateway {
             await self.respond {
                 let body = try await self.readBody(request)
                 let completion = try self.decode(CompletionRequest.self, from: body)
-                let tokens: [Int32]
-                switch completion.prompt {
-                case .text(let text): tokens = self.frontend.tokenizer.encode(text)
-                case .tokens(let ids):
-                    let vocab = Int32(self.frontend.vocabularySize)
-                    guard ids.allSatisfy({ $0 >= 0 && $0 < vocab }) else {
-                        throw GatewayError.invalid("token ids must be in 0..<\(vocab)", param: "prompt")
-                    }
-                    tokens = ids
-                }
-                guard !tokens.isEmpty else { throw GatewayError.invalid("prompt must not be empty", param: "prompt") }
+                let tokens = try CompletionPrompt.tokens(completion.prompt, tokenizer: self.frontend.tokenizer)
                 var generation = try self.validate(completion.fields, promptTokens: tokens, defaultMaxTokens: 16)
                 generation.device = try self.device(of: request, fields: completion.fields)
                 return try await self.serve(generation, fields: completion.fields, chat: false)

@@ -178,11 +178,13 @@ actor SessionManager {
             let now = ContinuousClock.now
             if session.firstTokenAt == nil { session.firstTokenAt = now }
             session.lastTokenAt = now
-            session.generated.append(contentsOf: fresh)
-            let (text, stopped) = session.absorb(fresh.filter { !tokenizer.isEndOfGeneration($0) })
+            // The gateway decides where generation ends (end of generation, stop string, max_tokens),
+            // whatever the drafter reports after that point.
+            let tokenizer = self.tokenizer
+            let (text, ended) = session.absorb(fresh) { tokenizer.isEndOfGeneration($0) }
             if !text.isEmpty { session.continuation.yield(.text(text)) }
-            if stopped {
-                await finish(session, reason: .stop)
+            if let ended {
+                await finish(session, reason: ended)
                 return
             }
         }
@@ -192,15 +194,13 @@ actor SessionManager {
             } else {
                 await self.finish(session, reason: finish)
             }
-        } else if session.generated.count >= session.request.maxTokens {
-            await finish(session, reason: .length)
         }
     }
 
     private func finish(_ session: GatewaySession, reason: FinishReason) async {
         guard !session.finished else { return }
         session.finished = true
-        let (tail, stopped) = session.release(final: true)
+        let (tail, stopped) = session.releaseRemaining()
         if !tail.isEmpty { session.continuation.yield(.text(tail)) }
         let finalReason: FinishReason = stopped ? .stop : reason
         let summary = SessionSummary(
