@@ -3,7 +3,7 @@ import TandemSpeculative
 
 /// What the advisor assumes when the metrics-store has no measurement.
 ///
-/// The numbers are for this machine class (x86-64, 2 threads, AVX2) from `/work/shared/models.md`:
+/// The numbers are for this machine class (x86-64, 2 threads, AVX2) from `docs/models.md`:
 /// - drafting speed = llama.cpp single-token decode speed (Qwen2.5-Coder-0.5B 61 tok/s,
 ///   SmolLM2-135M 166 tok/s), scaled by the device's `computeThrottle`;
 /// - verification time of K+1 positions = a line through the measured single-token decode and the

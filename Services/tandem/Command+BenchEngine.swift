@@ -4,7 +4,7 @@ import Logging
 import TandemEngine
 
 /// `tandem bench engine`: measures the local inference engine on one model file and compares it with
-/// llama.cpp's numbers on this machine class (docs: /work/shared/models.md).
+/// llama.cpp's numbers on this machine class (docs/models.md, "Reference speeds").
 ///
 /// Measures load time, batch-1 decode, single forward calls of 8 and 32 new positions (one sequence, as a
 /// verifier checking drafts, and several sequences of one position each, as continuous batching), a

