@@ -70,6 +70,8 @@ let package = Package(
                 swiftSettings: engineFlags),
         .target(name: "TandemSpeculative", dependencies: ["TandemEngine"], path: "Shared/TandemSpeculative",
                 swiftSettings: engineFlags),
+        .target(name: "TandemQuantize", dependencies: ["TandemEngine", "TandemKernels"], path: "Shared/TandemQuantize",
+                swiftSettings: engineFlags),
         .target(name: "TandemTelemetry", dependencies: ["TandemWire", "TandemBus", log, metrics, prometheus],
                 path: "Shared/TandemTelemetry"),
         .target(name: "TandemService",
@@ -101,7 +103,7 @@ let package = Package(
                           path: "Services/metrics-store"),
         .executableTarget(name: "TandemCLI",
                           dependencies: ["TandemService", "TandemServing", "TandemEngine", "TandemKernels",
-                                         "TandemSpeculative", httpClient, argumentParser],
+                                         "TandemSpeculative", "TandemQuantize", httpClient, argumentParser],
                           path: "Services/tandem"),
 
         // MARK: Tests
@@ -111,6 +113,8 @@ let package = Package(
                     path: "Tests/TandemWireTests"),
         .testTarget(name: "TandemEngineTests", dependencies: ["TandemEngine", "TandemKernels", "TandemTestSupport"],
                     path: "Tests/TandemEngineTests", resources: [.copy("Fixtures")]),
+        .testTarget(name: "TandemQuantizeTests", dependencies: ["TandemQuantize", "TandemEngine", "TandemKernels"],
+                    path: "Tests/TandemQuantizeTests"),
         .testTarget(name: "TandemSpeculativeTests", dependencies: ["TandemSpeculative", "TandemEngine", "TandemTestSupport"],
                     path: "Tests/TandemSpeculativeTests"),
         .testTarget(name: "ServiceTests",

@@ -15,6 +15,7 @@ struct TandemCommand: AsyncParsableCommand {
             ModelsCommand.self,
             GenerateCommand.self,
             PerplexityCommand.self,
+            QuantizeCommand.self,
             BenchCommand.self,
             ProfileCommand.self,
             FleetCommand.self,
