@@ -18,7 +18,8 @@ final class Gateway: Service, Sendable {
     let logger: Logger
 
     init(context: BusContext, controlBind: String, policy: Registry.Policy, frontend: Frontend, maxSessions: Int,
-         events: EventPublisher?, metrics: PrometheusCollectorRegistry, logger: Logger) throws {
+         sessionInactivityTimeout: Duration = .seconds(120), events: EventPublisher?,
+         metrics: PrometheusCollectorRegistry, logger: Logger) throws {
         self.registry = Registry(policy: policy, logger: logger)
         self.frontend = frontend
         self.metrics = metrics
@@ -26,7 +27,8 @@ final class Gateway: Service, Sendable {
         self.control = try ControlServer(context: context, bind: controlBind, registry: registry, logger: logger)
         let sessions = SessionManager(registry: registry, control: control, events: events,
                                       tokenizer: frontend.tokenizer, modelName: frontend.modelName,
-                                      maxSessions: maxSessions, logger: logger)
+                                      maxSessions: maxSessions, inactivityTimeout: sessionInactivityTimeout,
+                                      logger: logger)
         self.sessions = sessions
         control.reportHandler.install { report in await sessions.receive(report) }
     }
@@ -42,6 +44,7 @@ final class Gateway: Service, Sendable {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 await self.registry.sweep(now: ServiceClock.nowMillis())
+                await sessions.expireInactive()
                 do { try await Task.sleep(for: interval) } catch { return }
             }
         }

@@ -39,6 +39,9 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(help: "Concurrent sessions admitted before answering 429 [TANDEM_MAX_SESSIONS].")
     var maxSessions: Int?
 
+    @Option(help: "End a session that gets no token report for this many seconds with an error (504; streaming: an SSE error event) [TANDEM_SESSION_INACTIVITY_TIMEOUT].")
+    var sessionInactivityTimeout: Double?
+
     @Option(help: "Default verification mode: coupled, exact or centralized [TANDEM_DEFAULT_MODE].")
     var defaultMode: String?
 
@@ -68,11 +71,17 @@ struct GatewayCommand: AsyncParsableCommand {
         }
         frontend.slo = SLO(ttftMs: try Setting.double(sloTtftMs, env: "TANDEM_SLO_TTFT_MS", default: 2000),
                            tpotMs: try Setting.double(sloTpotMs, env: "TANDEM_SLO_TPOT_MS", default: 150))
+        let inactivity = try Setting.double(sessionInactivityTimeout, env: "TANDEM_SESSION_INACTIVITY_TIMEOUT",
+                                            default: 120)
+        guard inactivity > 0, inactivity.isFinite else {
+            throw ValidationError("session inactivity timeout must be a positive number of seconds")
+        }
         let context = try BusContext()
         let events = try EventPublisher(context: context, connect: try common.eventsPubEndpoint(), logger: logger)
         let gateway = try Gateway(
             context: context, controlBind: control, policy: policy, frontend: frontend,
-            maxSessions: try Setting.int(maxSessions, env: "TANDEM_MAX_SESSIONS", default: 64), events: events,
+            maxSessions: try Setting.int(maxSessions, env: "TANDEM_MAX_SESSIONS", default: 64),
+            sessionInactivityTimeout: .milliseconds(Int64((inactivity * 1000).rounded())), events: events,
             metrics: registry, logger: logger)
         let app = Application(
             router: gateway.makeRouter(),

@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 
 /// An error the gateway returns to an HTTP client, in OpenAI's error shape.
@@ -34,6 +35,12 @@ struct GatewayError: Error, Sendable, CustomStringConvertible {
     static func overloaded(retryAfter: Int) -> GatewayError {
         GatewayError(status: .tooManyRequests, type: "rate_limit_error", code: "rate_limit_exceeded",
                      message: "The server is at capacity; retry after \(retryAfter) s", retryAfter: retryAfter)
+    }
+    /// No token report arrived for `seconds`: the replicas serving the session stopped making progress
+    /// (a lost report, a stuck or fenced-off replica). 504 like a gateway whose upstream timed out.
+    static func inactive(seconds: Double) -> GatewayError {
+        GatewayError(status: .gatewayTimeout, type: "server_error", code: "session_inactive",
+                     message: "No tokens were generated for \(seconds.formatted()) s; the session was ended. Try again.")
     }
     static func internalError(_ message: String) -> GatewayError {
         GatewayError(status: .internalServerError, type: "server_error", code: "internal_error", message: message)

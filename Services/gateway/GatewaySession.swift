@@ -59,6 +59,10 @@ final class GatewaySession: @unchecked Sendable {
     var stats = RoundStats()
     var firstTokenAt: ContinuousClock.Instant?
     var lastTokenAt: ContinuousClock.Instant?
+    /// Last sign of progress: placement or an accepted token report (what the inactivity timeout measures).
+    var lastActivity: ContinuousClock.Instant = .now
+    /// Being placed or re-placed: the replicas are not expected to report yet (placement has its own timeouts).
+    var placing = true
     var finished = false
     var decoder: StreamingDecoder
     /// Finds stop strings in the decoded text and holds back what may begin one.

@@ -18,6 +18,9 @@ actor SessionManager {
     private let modelName: String
     private let tokenizer: Tokenizer
     let maxSessions: Int
+    /// A placed session with no accepted token report for this long is ended with a 504 (streaming: an
+    /// SSE error event): without it, a lost report or a stuck replica would hold the client forever.
+    let inactivityTimeout: Duration
     private var sessions: [SessionID: GatewaySession] = [:]
 
     private let requests = Counter(label: "tandem_requests_total")
@@ -30,13 +33,14 @@ actor SessionManager {
     private let failovers = Counter(label: "tandem_session_failovers_total")
 
     init(registry: Registry, control: ControlServer, events: EventPublisher?, tokenizer: Tokenizer,
-         modelName: String, maxSessions: Int, logger: Logger) {
+         modelName: String, maxSessions: Int, inactivityTimeout: Duration = .seconds(120), logger: Logger) {
         self.registry = registry
         self.control = control
         self.events = events
         self.tokenizer = tokenizer
         self.modelName = modelName
         self.maxSessions = maxSessions
+        self.inactivityTimeout = inactivityTimeout
         self.logger = logger
     }
 
@@ -91,6 +95,8 @@ actor SessionManager {
             }
             do {
                 try await startOnDrafter(session)
+                session.placing = false
+                session.lastActivity = .now
                 return (session.id, stream)
             } catch {
                 failedDrafters.insert(session.drafter)
@@ -173,6 +179,7 @@ actor SessionManager {
             return
         }
         let fresh = Array(report.tokens.dropFirst(skip))
+        session.lastActivity = .now
         session.stats = report.stats
         if !fresh.isEmpty {
             let now = ContinuousClock.now
@@ -224,6 +231,21 @@ actor SessionManager {
         await closeEverywhere(session)
     }
 
+    /// Ends every placed session that has had no accepted token report for ``inactivityTimeout``
+    /// (called periodically by the gateway's sweep loop). The client gets a 504 in OpenAI's error shape
+    /// (streaming: an error event, then `[DONE]`) and the replicas are told to close the session.
+    func expireInactive(now: ContinuousClock.Instant = .now) async {
+        let stale = sessions.values.filter { !$0.placing && !$0.finished && now - $0.lastActivity > inactivityTimeout }
+        let seconds = Double(inactivityTimeout.components.seconds)
+            + Double(inactivityTimeout.components.attoseconds) / 1e18
+        for session in stale {
+            logger.warning("session inactive; ending it",
+                           metadata: ["session": "\(session.id)", "verifier": "\(session.verifier)",
+                                      "drafter": "\(session.drafter)", "generated": "\(session.generated.count)"])
+            await fail(session, .inactive(seconds: seconds))
+        }
+    }
+
     /// The client went away: stop generating.
     func cancel(_ id: SessionID) async {
         guard let session = sessions[id] else { return }
@@ -262,6 +284,11 @@ actor SessionManager {
         let affected = sessions.values.filter { $0.verifier == id || $0.drafter == id }
         for session in affected where !session.finished {
             failovers.increment()
+            session.placing = true
+            defer {
+                session.placing = false
+                session.lastActivity = .now
+            }
             do {
                 if session.verifier == id {
                     guard let v = await leastLoaded(.verifier) else { throw GatewayError.unavailable("no live verifier left") }
