@@ -22,8 +22,8 @@ struct QuantizeCommand: AsyncParsableCommand {
     @Option(name: .customLong("out"), help: "Destination GGUF path (written to <out>.partial, then renamed).")
     var output: String
 
-    @Option(help: "Default type for 2-D weight matrices (a plan's \"default\" overrides it).")
-    var type: String = "Q8_0"
+    @Option(help: "Type for weight matrices: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, F16, BF16, F32 (a plan's \"default\" overrides it; required without one).")
+    var type: String?
 
     @Option(help: "JSON plan: {\"default\": \"Q4_K\", \"layers\": {\"0\": \"Q8_0\"}, \"tensors\": {\"name\": \"Q6_K\"}}.")
     var plan: String?
@@ -42,13 +42,19 @@ struct QuantizeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Logger(label: "tandem.quantize")
-        let defaultType: GGMLType
-        do { defaultType = try QuantizationPlan.type(named: type) } catch { throw ValidationError("\(error)") }
-        var quantPlan = QuantizationPlan(defaultType: defaultType)
+        var defaultType: GGMLType?
+        if let type {
+            do { defaultType = try QuantizationPlan.type(named: type) } catch { throw ValidationError("--type: \(error)") }
+        }
+        let quantPlan: QuantizationPlan
         if let plan {
             do { quantPlan = try QuantizationPlan.load(path: plan, fallbackDefault: defaultType) } catch {
                 throw ValidationError("plan \(plan): \(error)")
             }
+        } else if let defaultType {
+            quantPlan = QuantizationPlan(defaultType: defaultType)
+        } else {
+            throw ValidationError("give --type (or a --plan with a \"default\")")
         }
         let sourcePath = try ModelStore(logger: logger).resolve(input).path
         let outPath = (output as NSString).expandingTildeInPath

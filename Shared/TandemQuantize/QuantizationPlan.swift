@@ -34,15 +34,16 @@ public struct QuantizationPlan: Sendable, Equatable {
         return t
     }
 
-    /// Reads a plan file. `fallbackDefault` is used when the file has no `"default"` (the `--type` flag).
-    public static func load(path: String, fallbackDefault: GGMLType) throws -> QuantizationPlan {
+    /// Reads a plan file. `fallbackDefault` is used when the file has no `"default"` (the `--type` flag);
+    /// with neither, the plan is rejected rather than guessing a type.
+    public static func load(path: String, fallbackDefault: GGMLType?) throws -> QuantizationPlan {
         let data = try Data(contentsOf: URL(fileURLWithPath: (path as NSString).expandingTildeInPath))
         return try parse(data, fallbackDefault: fallbackDefault)
     }
 
     /// Parses plan JSON (see the type's documentation). Unknown top-level keys are rejected so that
     /// a typo (`"layer"`) does not silently produce a uniform model.
-    public static func parse(_ data: Data, fallbackDefault: GGMLType) throws -> QuantizationPlan {
+    public static func parse(_ data: Data, fallbackDefault: GGMLType?) throws -> QuantizationPlan {
         guard let root = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw PlanError("a plan must be a JSON object")
         }
@@ -50,11 +51,13 @@ public struct QuantizationPlan: Sendable, Equatable {
         guard unknown.isEmpty else {
             throw PlanError("unknown plan keys \(unknown.sorted()); allowed: default, layers, tensors, comment")
         }
-        var plan = QuantizationPlan(defaultType: fallbackDefault)
+        var defaultType = fallbackDefault
         if let d = root["default"] {
             guard let s = d as? String else { throw PlanError("\"default\" must be a type name string") }
-            plan.defaultType = try type(named: s)
+            defaultType = try type(named: s)
         }
+        guard let defaultType else { throw PlanError("the plan has no \"default\" and no --type was given") }
+        var plan = QuantizationPlan(defaultType: defaultType)
         if let l = root["layers"] {
             guard let dict = l as? [String: Any] else { throw PlanError("\"layers\" must be an object {\"<n>\": \"TYPE\"}") }
             for (k, v) in dict {

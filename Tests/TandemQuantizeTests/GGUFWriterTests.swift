@@ -205,6 +205,8 @@ struct GGUFWriterTests {
         #expect(throws: PlanError.self) { try QuantizationPlan.parse(Data(#"{"layer": {"0": "Q8_0"}}"#.utf8), fallbackDefault: .q8_0) }
         #expect(throws: PlanError.self) { try QuantizationPlan.parse(Data(#"{"default": "Q3_K"}"#.utf8), fallbackDefault: .q8_0) }
         #expect(throws: PlanError.self) { try QuantizationPlan.parse(Data(#"{"layers": {"x": "Q8_0"}}"#.utf8), fallbackDefault: .q8_0) }
+        #expect(throws: PlanError.self) { try QuantizationPlan.parse(Data(#"{"layers": {"0": "Q8_0"}}"#.utf8), fallbackDefault: nil) }
+        #expect((try? QuantizationPlan.parse(Data(#"{"layers": {"0": "Q8_0"}}"#.utf8), fallbackDefault: .q4_0))?.defaultType == .q4_0)
         #expect(QuantizationPlan.layer(of: "blk.12.ffn_up.weight") == 12)
         #expect(QuantizationPlan.layer(of: "output.weight") == nil)
     }
