@@ -10,7 +10,7 @@ PIP_PACKAGES := gguf numpy tokenizers openai pyyaml kubernetes-validate==1.37.0
 DEBUG_BIN := .build/debug
 RELEASE_BIN := .build/release
 
-.PHONY: deps system-deps python-deps build build-release test-models test demo bench clean
+.PHONY: deps system-deps python-deps build build-release test-models test test-portable demo bench clean
 
 deps: system-deps python-deps
 
@@ -40,6 +40,18 @@ test-models: build
 test: test-models
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --no-parallel
+	$(MAKE) test-portable
+
+# The portable Swift SIMD kernels (what arm64 builds run) on this machine: an x86 build with the
+# x86 kernels compiled out (README "Platforms"), in its own scratch path so neither build
+# invalidates the other. Runs the kernel and engine suites, including the bit-for-bit
+# batch-invariance tests of the matmul kernels and of the model forward pass.
+PORTABLE := --scratch-path .build-portable -Xswiftc -DTANDEM_PORTABLE_KERNELS
+PORTABLE_SUITES := TandemEngineTests|TandemSpeculativeTests
+
+test-portable: test-models
+	$(SWIFT) build --build-tests $(PORTABLE)
+	$(SWIFT) test --skip-build $(PORTABLE) --no-parallel --filter '$(PORTABLE_SUITES)'
 
 demo: build-release
 	$(RELEASE_BIN)/tandem models fetch qwen2.5-coder-1.5b-instruct qwen2.5-coder-0.5b-instruct
@@ -50,4 +62,4 @@ bench: build-release
 	$(RELEASE_BIN)/tandem bench engine --model qwen2.5-coder-1.5b-instruct
 
 clean:
-	rm -rf .build tandem-data
+	rm -rf .build .build-portable tandem-data

@@ -4,14 +4,29 @@
 // One module per concern; see README.md and docs/ for the map.
 import PackageDescription
 
+/// CPU baseline of the numeric modules (the Swift code generator follows the clang target):
+/// never `native`, which makes a binary that can crash on another machine of the same
+/// deployment. x86_64: x86-64-v3 (AVX2, FMA, F16C: Haswell / Zen 1 and later), which the x86
+/// kernels need. Other architectures: the compiler's default (arm64: ARMv8-A with NEON, which the
+/// portable kernels use). Chosen by the architecture that evaluates this manifest, i.e. the build
+/// host (build arm64 images on arm64 or under emulation). `TANDEM_MARCH=<value>` overrides it,
+/// e.g. `TANDEM_MARCH=native` for a benchmark build that never leaves its machine. README "Platforms".
+#if arch(x86_64)
+let defaultMarch: String? = "x86-64-v3"
+#else
+let defaultMarch: String? = nil
+#endif
+let cpuFlags: [String] = (Context.environment["TANDEM_MARCH"] ?? defaultMarch).map { ["-Xcc", "-march=\($0)"] } ?? []
 /// The hot numeric kernels are optimized even in debug builds: numeric Swift at -Onone is
-/// 10-100x slower, which would make model tests and local clusters unusable.
+/// 10-100x slower, which would make model tests and local clusters unusable. Whole-module (`-wmo`;
+/// `-num-threads` keeps one object file per source, as SwiftPM expects) so that the kernels,
+/// split into a file per quant family, inline each other's helpers in debug builds too.
 let kernelFlags: [SwiftSetting] = [
-    .unsafeFlags(["-Ounchecked", "-Xcc", "-march=native"]),
+    .unsafeFlags(["-Ounchecked", "-wmo", "-num-threads", "2"] + cpuFlags),
 ]
 /// The engine (model forward, tokenizer, sampler) is optimized but keeps its checks.
 let engineFlags: [SwiftSetting] = [
-    .unsafeFlags(["-O", "-Xcc", "-march=native"]),
+    .unsafeFlags(["-O"] + cpuFlags),
 ]
 
 let log = Target.Dependency.product(name: "Logging", package: "swift-log")

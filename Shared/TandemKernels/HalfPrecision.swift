@@ -1,13 +1,19 @@
+#if arch(x86_64) && !TANDEM_PORTABLE_KERNELS
 import _Builtin_intrinsics.intel
+#endif
 
-/// Converts IEEE half-precision values (raw bits) to `Float`, 8 at a time with F16C.
+/// Converts IEEE half-precision values (raw bits) to `Float`: 8 at a time with F16C on the x86
+/// kernels (`MatMulKernels`), one `Float16` conversion per value otherwise (a single instruction
+/// on arm64). The conversion is exact, so both give the same values.
 public func convertF16ToF32(_ src: UnsafePointer<UInt16>, _ dst: UnsafeMutablePointer<Float>, count: Int) {
     var i = 0
+    #if arch(x86_64) && !TANDEM_PORTABLE_KERNELS
     while i + 8 <= count {
         let h = _mm_loadu_si128(UnsafeRawPointer(src + i).assumingMemoryBound(to: __m128i.self))
         _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(h))
         i += 8
     }
+    #endif
     while i < count {
         dst[i] = Float(Float16(bitPattern: src[i]))
         i += 1

@@ -1,5 +1,6 @@
 /// Preallocated per-engine scratch for `MatMul`: quantized activations (slot 0 the per-256 int8
-/// K-quant format, slot 1 the per-32 int8 format, slot 2 the per-32 int16 format) and per-thread
+/// K-quant format, slot 1 the per-32 int8 format, slot 2 the per-32 int16 format, held as Int32
+/// by the portable kernels) and per-thread
 /// row buffers. Buffers grow
 /// only when a larger batch or wider matrix arrives, so steady-state decode performs no heap
 /// allocation. Not thread-safe: one scratch per engine (per concurrent forward pass).
@@ -37,7 +38,7 @@ public final class MatMulScratch {
 
     /// Makes sure buffers can hold `nTokens` activations of `cols` and `threads` rows of `cols`.
     func reserve(cols: Int, nTokens: Int, threads: Int) {
-        let q = 2 * nTokens * cols + 64  // int16 in slot 2
+        let q = 4 * nTokens * cols + 64  // int16 (x86) or Int32 (portable kernels) in slot 2
         if q > quantsCapacity {
             for i in 0..<3 {
                 quantsBuf[i].deallocate()

@@ -16,7 +16,7 @@ public struct WeightMatrix: @unchecked Sendable {
 
     public init(type: GGMLType, rows: Int, cols: Int, data: UnsafeRawPointer, packed: UnsafeRawPointer? = nil) {
         precondition(cols % type.blockSize == 0, "cols \(cols) not a multiple of block size \(type.blockSize)")
-        precondition(packed == nil || WeightPacking.canPack(type, rows: rows), "\(type.name) matrix cannot be packed")
+        precondition(packed == nil || WeightPacking.hasLayout(type, rows: rows), "\(type.name) matrix cannot be packed")
         self.type = type
         self.rows = rows
         self.cols = cols

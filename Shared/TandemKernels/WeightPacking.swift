@@ -29,8 +29,15 @@ public enum WeightPacking {
     /// Rows per packed group.
     public static let groupRows = 8
 
-    /// Whether a `type` matrix with `rows` rows can be packed.
+    /// Whether the engine should pack a `type` matrix with `rows` rows: the layout exists for it
+    /// and this build's kernels read packed copies. The portable kernels (`MatMulKernels`) read
+    /// ggml's layout, so in a portable build nothing is packed (packing would only cost load time).
     public static func canPack(_ type: GGMLType, rows: Int) -> Bool {
+        MatMulKernels.selected == .x86AVX2 && hasLayout(type, rows: rows)
+    }
+
+    /// Whether the packed layout exists for a `type` matrix with `rows` rows (whatever the kernels).
+    public static func hasLayout(_ type: GGMLType, rows: Int) -> Bool {
         rows > 0 && rows % groupRows == 0 && groupBlockBytes(type) > 0
     }
 
@@ -54,7 +61,7 @@ public enum WeightPacking {
     /// (`packedByteCount(w)` bytes). Groups `groups` only, so large matrices can be packed by
     /// several threads.
     public static func pack(_ w: WeightMatrix, into dst: UnsafeMutableRawPointer, groups: Range<Int>? = nil) {
-        precondition(canPack(w.type, rows: w.rows), "WeightPacking: cannot pack \(w.type.name) with \(w.rows) rows")
+        precondition(hasLayout(w.type, rows: w.rows), "WeightPacking: cannot pack \(w.type.name) with \(w.rows) rows")
         let nb = w.cols / w.type.blockSize
         let gb = groupBlockBytes(w.type)
         let groupCount = w.rows / groupRows

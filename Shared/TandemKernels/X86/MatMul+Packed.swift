@@ -1,3 +1,4 @@
+#if arch(x86_64) && !TANDEM_PORTABLE_KERNELS
 import _Builtin_intrinsics.intel
 import TandemCSupport
 
@@ -16,8 +17,8 @@ import TandemCSupport
 /// activation sums afterwards: that saves two sign operations per weight vector, which compete
 /// with `maddubs` for the same pipes.
 ///
-/// Self-contained (its own load helpers): debug builds are not whole-module optimized, and a
-/// helper from another file would be an out-of-line call in the inner loops.
+/// Self-contained (its own load helpers), from before the kernel module was compiled
+/// whole-module in debug builds too.
 extension MatMul {
     /// Rows `r0..<r1` (multiples of 8) of packed `w` for all tokens.
     @inline(__always)
@@ -367,3 +368,4 @@ extension MatMul {
         storeTile(f0, f1, f2, f3, nt, out, stride)
     }
 }
+#endif
