@@ -284,21 +284,40 @@ final class VerifierCore: @unchecked Sendable {
         verify(jobs, prefills: prefills)
     }
 
-    /// Prompt tokens this batch may prefill: everything up to the cap when no session waits for verification,
-    /// else as many as the time model says still end the batch by the earliest deadline of the verifications
-    /// in it (at least `minPrefillChunk`, and prefill may at least double the verification-only batch time, so
-    /// new sessions start while running sessions keep their pace).
-    private func prefillBudget(verifyShape: BatchShape, earliestDeadline: Double?) -> Int {
-        let cap = configuration.maxPrefillChunk, floor = min(configuration.minPrefillChunk, cap)
+    /// What a queued prefill still needs: prompt tokens not yet cached (its own plus those of the prefills
+    /// queued before it, which go first) and the milliseconds left until its TTFT deadline.
+    struct PrefillNeed {
+        var tokensThroughThis: Int
+        var msLeft: Double
+    }
+
+    /// Prompt tokens this batch may prefill (docs/fleet.md, "Chunked prefill"). With no verification waiting,
+    /// the cap. Otherwise the larger of two chunks the time model prices:
+    /// - what the running sessions can afford: the batch still ends by the earliest deadline of its
+    ///   verifications (and prefill may at least double the verification-only batch time);
+    /// - what the queued prompts need: the smallest chunk with which each queued prompt, at this batch's
+    ///   pace, is cached before its TTFT deadline (the cap when a deadline cannot be met any more).
+    /// Never below `minPrefillChunk`, so a new session always makes progress.
+    private func prefillBudget(verifyShape: BatchShape, earliestDeadline: Double?, needs: [PrefillNeed]) -> Int {
+        let cap = configuration.maxPrefillChunk, floor = max(1, min(configuration.minPrefillChunk, cap))
         guard verifyShape.sequences > 0, let deadline = earliestDeadline else { return cap }
         guard timeModel.isFitted else { return min(cap, 4 * floor) }
+        func batchMs(_ n: Int) -> Double {
+            timeModel.predictSeconds(verifyShape.adding(newTokens: n, contextTokens: 0)) * 1000
+        }
         let base = timeModel.predictSeconds(verifyShape) * 1000
         let allowedMs = max(deadline - ServiceClock.nowMillis(), 2 * base)
-        var n = cap
-        while n > floor, timeModel.predictSeconds(verifyShape.adding(newTokens: n, contextTokens: 0)) * 1000 > allowedMs {
-            n -= floor
+        var affordable = cap
+        while affordable > floor, batchMs(affordable) > allowedMs { affordable -= floor }
+        var needed = floor
+        for need in needs where need.tokensThroughThis > 0 {
+            // One more batch after the prompt is cached produces the first token.
+            let fits = stride(from: floor, through: cap, by: floor).first { n in
+                Double((need.tokensThroughThis + n - 1) / n + 1) * batchMs(n) <= need.msLeft
+            }
+            needed = max(needed, fits ?? cap)
         }
-        return max(n, floor)
+        return max(affordable, needed)
     }
 
     /// Verifies `jobs` and advances the queued prefills by this batch's prefill budget, all in one forward.
@@ -370,8 +389,16 @@ final class VerifierCore: @unchecked Sendable {
         // Chunked prefill: queued prompts, first come first served, within this batch's budget.
         let verifyShape = BatchShape(sequences: requests.count, newTokens: requests.reduce(0) { $0 + $1.tokens.count },
                                      contextTokens: contexts.reduce(0, +))
+        var needs: [PrefillNeed] = []
+        var queuedTokens = 0
+        for job in prefills {
+            guard let session = sessions[job.session] else { continue }
+            queuedTokens += max(0, session.committed.count - 1 - (session.cache?.count ?? 0))
+            needs.append(PrefillNeed(tokensThroughThis: queuedTokens,
+                                     msLeft: session.slo.ttftMs - (ContinuousClock.now - job.started).milliseconds))
+        }
         var budget = prefillBudget(verifyShape: verifyShape,
-                                   earliestDeadline: accepted.map(\.job.request.deadline).min())
+                                   earliestDeadline: accepted.map(\.job.request.deadline).min(), needs: needs)
         var prefilling: [(job: PrefillJob, session: VerifierSession)] = []
         var finishedPrefills: [(PrefillJob, WireMessage)] = []
         for job in prefills where budget > 0 {
