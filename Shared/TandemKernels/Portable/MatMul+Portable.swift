@@ -133,6 +133,13 @@ extension MatMul {
         return (t & 1) | ((t & 2) &<< 7) | ((t & 4) &<< 14) | ((t & 8) &<< 21)
     }
 
+    /// Exact Int32 -> Float conversion for |v| < 2^22: 1.5 * 2^23 + v has v in its low mantissa
+    /// bits (a SIMD conversion initializer would compile to a per-lane loop).
+    @inline(__always)
+    static func toFloat(_ v: SIMD8<Int32>) -> SIMD8<Float> {
+        unsafeBitCast(v &+ 0x4B40_0000, to: SIMD8<Float>.self) - 12_582_912
+    }
+
     /// `pdot` for unsigned weight bytes (each < 128) minus `offset`: the offset is applied after
     /// widening to Int16, so it costs two subtractions and no byte arithmetic.
     @inline(__always)

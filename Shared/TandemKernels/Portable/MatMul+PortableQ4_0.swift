@@ -17,7 +17,7 @@ extension MatMul {
         let d0 = a.d + t0 * nb, d1 = d0 + nb, d2 = d1 + nb, d3 = d2 + nb
         let sBase = a.sums.assumingMemoryBound(to: Float.self) + t0 * nb
         let s0 = sBase, s1 = s0 + nb, s2 = s1 + nb, s3 = s2 + nb
-        var acc0: Float = 0, acc1: Float = 0, acc2: Float = 0, acc3: Float = 0
+        var acc0 = SIMD8<Float>(), acc1 = acc0, acc2 = acc0, acc3 = acc0
         var sacc0: Float = 0, sacc1: Float = 0, sacc2: Float = 0, sacc3: Float = 0
         let laneShift = SIMD8<UInt32>(0, 4, 8, 12, 16, 20, 24, 28)
         for b in 0..<nb {
@@ -39,13 +39,14 @@ extension MatMul {
             let w0 = unsafeBitCast(e0 &- off, to: SIMD8<Int32>.self), w1 = unsafeBitCast(e1 &- off, to: SIMD8<Int32>.self)
             let w2 = unsafeBitCast(e2 &- off, to: SIMD8<Int32>.self), w3 = unsafeBitCast(e3 &- off, to: SIMD8<Int32>.self)
             @inline(__always) func token(_ y: UnsafePointer<Int32>, _ d: UnsafePointer<Float>, _ s: UnsafePointer<Float>,
-                                         _ acc: inout Float, _ sacc: inout Float) {
+                                         _ acc: inout SIMD8<Float>, _ sacc: inout Float) {
                 let yb = UnsafeRawPointer(y + 32 * b)
                 let p = w0 &* yb.loadUnaligned(as: SIMD8<Int32>.self)
                     &+ w1 &* yb.loadUnaligned(fromByteOffset: 32, as: SIMD8<Int32>.self)
                     &+ w2 &* yb.loadUnaligned(fromByteOffset: 64, as: SIMD8<Int32>.self)
                     &+ w3 &* yb.loadUnaligned(fromByteOffset: 96, as: SIMD8<Int32>.self)
-                acc += (dw * d[b]) * Float(p.wrappedSum())
+                // |lane| <= 4 * 31 * 32767 < 2^22: `toFloat` is exact.
+                acc = acc.addingProduct(toFloat(p), SIMD8<Float>(repeating: dw * d[b]))
                 if kind != 0 { sacc = sacc.addingProduct(m, s[b]) }
             }
             token(y0, d0, s0, &acc0, &sacc0)
@@ -53,9 +54,9 @@ extension MatMul {
             if nt > 2 { token(y2, d2, s2, &acc2, &sacc2) }
             if nt > 3 { token(y3, d3, s3, &acc3, &sacc3) }
         }
-        out[0] = acc0 + sacc0
-        if nt > 1 { out[stride] = acc1 + sacc1 }
-        if nt > 2 { out[2 * stride] = acc2 + sacc2 }
-        if nt > 3 { out[3 * stride] = acc3 + sacc3 }
+        out[0] = sum8(acc0) + sacc0
+        if nt > 1 { out[stride] = sum8(acc1) + sacc1 }
+        if nt > 2 { out[2 * stride] = sum8(acc2) + sacc2 }
+        if nt > 3 { out[3 * stride] = sum8(acc3) + sacc3 }
     }
 }
