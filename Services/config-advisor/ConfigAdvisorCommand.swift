@@ -1,10 +1,8 @@
 import ArgumentParser
 import Foundation
 import Logging
-import ServiceLifecycle
 import TandemBus
 import TandemService
-import TandemTelemetry
 import TandemWire
 
 /// `config-advisor`: ConfigSpec's profiling-based configuration choice as a service (docs/design.md §10).
@@ -46,15 +44,9 @@ struct ConfigAdvisorCommand: AsyncParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Ask the estimator (--estimator) for the target's verification time vs K.")
     var useEstimator = true
 
-    @Flag(inversion: .prefixedNo, help: "Register with the gateway and heartbeat (off for standalone use and tests).")
-    var register = true
+    @OptionGroup var registration: RegistrationOptions
 
     func run() async throws {
-        TelemetryBootstrap.bootstrap(label: "config-advisor", level: common.resolvedLogLevel())
-        let replicaID = common.resolvedReplicaID(role: Role.configAdvisor.rawValue)
-        var logger = Logger(label: "tandem.config-advisor")
-        logger[metadataKey: "replica"] = "\(replicaID)"
-
         let bindEndpoint = try BusAddress.resolve(flag: bind, env: "TANDEM_ADVISOR_BIND", default: DefaultEndpoints.advisor)
         let lowK = try Setting.int(minK, env: "TANDEM_ADVISOR_MIN_K", default: 1)
         let highK = try Setting.int(maxK, env: "TANDEM_ADVISOR_MAX_K", default: 16)
@@ -71,8 +63,9 @@ struct ConfigAdvisorCommand: AsyncParsableCommand {
         policy.kRange = lowK...highK
         policy.idlePowerFraction = idle
 
-        let context = try BusContext()
-        do {
+        try await ServiceProcess.run("config-advisor", logger: "tandem.config-advisor", common: common,
+                                     replica: .configAdvisor) { process in
+            let (context, logger) = (process.context, process.logger)
             let storeEndpoint = try common.metricsQueryEndpoint()
             let client = try MetricsStoreClient(context: context, connect: storeEndpoint,
                                                 timeout: .milliseconds(timeoutMs), logger: logger)
@@ -89,23 +82,15 @@ struct ConfigAdvisorCommand: AsyncParsableCommand {
             }
             let server = try ConfigAdvisorServer(context: context, bind: bindEndpoint, policy: policy, cache: cache,
                                                  verifyLines: verifyLines, clientEndpoints: clients,
-                                                 replicaID: replicaID, logger: logger)
+                                                 replicaID: common.replicaID(of: .configAdvisor), logger: logger)
             let bound = server.boundEndpoint
-            let advertised = AdvertisedHost.advertise(bound, host: common.resolvedAdvertiseHost())
-            var services: [any Service] = [server]
-            if register {
-                services.append(try ControlAgent.forReplica(
-                    role: .configAdvisor, common: common, context: context, logger: logger, advertisedEndpoint: advertised,
-                    attributes: ["metrics_query": storeEndpoint]))
-            }
+            let advertised = common.advertise(bound)
             logger.info("config-advisor running", metadata: [
                 "bind": "\(bound)", "advertised": "\(advertised)", "metrics_query": "\(storeEndpoint)",
                 "k_range": "\(lowK)...\(highK)", "cache_s": "\(ttl)"])
-            ReadyLine.announce(["advisor": bound])
-            try await ServiceRunner.run(services, context: context, logger: logger)
-        } catch {
-            await context.shutdown()
-            throw error
+            try await ReplicaMain.run(role: .configAdvisor, process: process, register: registration.register,
+                                      advertisedEndpoint: advertised, attributes: ["metrics_query": storeEndpoint],
+                                      services: [server], ready: ["advisor": bound])
         }
     }
 }

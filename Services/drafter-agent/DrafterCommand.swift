@@ -57,80 +57,80 @@ struct DrafterCommand: AsyncParsableCommand {
     var profile: String?
 
     func run() async throws {
-        TelemetryBootstrap.bootstrap(label: "drafter-agent", level: common.resolvedLogLevel())
-        let logger = Logger(label: "tandem.drafter")
-        let profile = DeviceProfile(
-            name: Setting.string(device, env: "TANDEM_DEVICE", default: "local"),
-            powerWatts: try Setting.double(powerWatts, env: "TANDEM_DEVICE_POWER_WATTS", default: 15),
-            computeThrottle: try Setting.double(throttle, env: "TANDEM_DEVICE_THROTTLE", default: 1),
-            threads: try Setting.int(threads, env: "TANDEM_DRAFT_THREADS", default: 1))
-        guard profile.computeThrottle > 0, profile.computeThrottle <= 1 else {
-            throw ValidationError("throttle must be in (0, 1]")
-        }
-        var config = DrafterCore.Configuration()
-        config.defaultK = try Setting.int(k, env: "TANDEM_K", default: config.defaultK)
-        config.maxK = try Setting.int(kMax, env: "TANDEM_K_MAX", default: max(config.maxK, config.defaultK))
-        config.dynamic = dynamic
-        guard config.defaultK >= 1, config.maxK >= config.defaultK else { throw ValidationError("need 1 <= k <= k-max") }
-
-        config.loadAware = loadAware
-        let context = try BusContext()
-        let replicaID = common.resolvedReplicaID(role: "drafter")
-        let deviceCount = try Setting.int(devices, env: "TANDEM_DEVICES", default: 0)
-        guard deviceCount >= 0 else { throw ValidationError("--devices must be non-negative") }
-        let prefix = Setting.string(devicePrefix, env: "TANDEM_DEVICE_PREFIX", default: replicaID)
-        let hosted: [String]? = deviceCount > 0 ? (1...deviceCount).map { "\(prefix)-\($0)" } : nil
-
-        let source: any DraftSource
-        var targetHint = ModelLoader.defaultTarget
-        if let tracePath = Setting.optionalString(emulate, env: "TANDEM_EMULATE") {
-            guard let profilePath = Setting.optionalString(self.profile, env: "TANDEM_DEVICE_PROFILE") else {
-                throw ValidationError("--emulate needs --profile: emulated devices take their draft time from a device profile")
+        try await ServiceProcess.run("drafter-agent", logger: "tandem.drafter", common: common) { process in
+            let (context, logger) = (process.context, process.logger)
+            let profile = DeviceProfile(
+                name: Setting.string(device, env: "TANDEM_DEVICE", default: "local"),
+                powerWatts: try Setting.double(powerWatts, env: "TANDEM_DEVICE_POWER_WATTS", default: 15),
+                computeThrottle: try Setting.double(throttle, env: "TANDEM_DEVICE_THROTTLE", default: 1),
+                threads: try Setting.int(threads, env: "TANDEM_DRAFT_THREADS", default: 1))
+            guard profile.computeThrottle > 0, profile.computeThrottle <= 1 else {
+                throw ValidationError("throttle must be in (0, 1]")
             }
-            let trace = try FleetTrace.load(path: tracePath)
-            let deviceProfile = try EdgeDeviceProfile.load(path: profilePath)
-            config.maxK = min(config.maxK, trace.kMax)
-            config.defaultK = min(config.defaultK, config.maxK)
-            targetHint = trace.targetModel
-            source = EmulatedDraftSource(trace: trace, tracePath: tracePath, profile: deviceProfile,
-                                         devices: hosted ?? [replicaID], logger: logger)
-            logger.notice("EMULATED devices: drafts replayed from a recorded trace, device time from a profile", metadata: [
-                "trace": "\(tracePath)", "draft": "\(trace.draftModel)", "target": "\(trace.targetModel)",
-                "profile": "\(deviceProfile.name)", "profile_source": "\(deviceProfile.source)",
-                "devices": "\(hosted?.count ?? 1)"])
-        } else {
-            let modelName = Setting.string(model, env: "TANDEM_DRAFT_MODEL", default: ModelLoader.defaultDraft)
-            let loaded = try await ModelLoader.load(modelName, logger: logger)
-            let engine = ForwardEngine(model: loaded.model, threads: profile.threads, logger: logger)
-            source = ModelDraftSource(engine: engine, tokenizer: loaded.tokenizer, modelName: loaded.name,
-                                      quantization: loaded.model.gguf.dominantTypeName, device: profile,
-                                      devices: hosted, maxK: config.maxK, draftSupport: config.draftSupport)
-        }
-        let events = try EventPublisher(context: context, connect: try common.eventsPubEndpoint(), logger: logger)
-        let core = DrafterCore(source: source, device: profile, replicaID: replicaID, configuration: config,
-                               context: context, events: events, logger: logger)
-        let advisor = try common.advisorEndpoint()
-        Task {
-            // The config-advisor's K for this device (docs/design.md §10); the flag's K stays if it is down.
-            let client = try BusEndpoint.dealer(context: context, connect: advisor, logger: logger)
-            defer { Task { await client.close() } }
-            let query = AdvisorQuery(device: profile, objective: .goodput, targetModel: targetHint,
-                                     candidates: [source.modelName])
-            if case .advice(let advice)? = try? await client.call(.advise(query), timeout: .seconds(3)) {
-                core.setAdvisedK(advice.k)
-                logger.info("config-advisor recommends K=\(advice.k) (\(advice.basis))")
+            var config = DrafterCore.Configuration()
+            config.defaultK = try Setting.int(k, env: "TANDEM_K", default: config.defaultK)
+            config.maxK = try Setting.int(kMax, env: "TANDEM_K_MAX", default: max(config.maxK, config.defaultK))
+            config.dynamic = dynamic
+            guard config.defaultK >= 1, config.maxK >= config.defaultK else { throw ValidationError("need 1 <= k <= k-max") }
+
+            config.loadAware = loadAware
+            let replicaID = common.resolvedReplicaID(role: "drafter")
+            let deviceCount = try Setting.int(devices, env: "TANDEM_DEVICES", default: 0)
+            guard deviceCount >= 0 else { throw ValidationError("--devices must be non-negative") }
+            let prefix = Setting.string(devicePrefix, env: "TANDEM_DEVICE_PREFIX", default: replicaID)
+            let hosted: [String]? = deviceCount > 0 ? (1...deviceCount).map { "\(prefix)-\($0)" } : nil
+
+            let source: any DraftSource
+            var targetHint = ModelLoader.defaultTarget
+            if let tracePath = Setting.optionalString(emulate, env: "TANDEM_EMULATE") {
+                guard let profilePath = Setting.optionalString(self.profile, env: "TANDEM_DEVICE_PROFILE") else {
+                    throw ValidationError("--emulate needs --profile: emulated devices take their draft time from a device profile")
+                }
+                let trace = try FleetTrace.load(path: tracePath)
+                let deviceProfile = try EdgeDeviceProfile.load(path: profilePath)
+                config.maxK = min(config.maxK, trace.kMax)
+                config.defaultK = min(config.defaultK, config.maxK)
+                targetHint = trace.targetModel
+                source = EmulatedDraftSource(trace: trace, tracePath: tracePath, profile: deviceProfile,
+                                             devices: hosted ?? [replicaID], logger: logger)
+                logger.notice("EMULATED devices: drafts replayed from a recorded trace, device time from a profile", metadata: [
+                    "trace": "\(tracePath)", "draft": "\(trace.draftModel)", "target": "\(trace.targetModel)",
+                    "profile": "\(deviceProfile.name)", "profile_source": "\(deviceProfile.source)",
+                    "devices": "\(hosted?.count ?? 1)"])
+            } else {
+                let modelName = Setting.string(model, env: "TANDEM_DRAFT_MODEL", default: ModelLoader.defaultDraft)
+                let loaded = try await ModelLoader.load(modelName, logger: logger)
+                let engine = ForwardEngine(model: loaded.model, threads: profile.threads, logger: logger)
+                source = ModelDraftSource(engine: engine, tokenizer: loaded.tokenizer, modelName: loaded.name,
+                                          quantization: loaded.model.gguf.dominantTypeName, device: profile,
+                                          devices: hosted, maxK: config.maxK, draftSupport: config.draftSupport)
             }
+            let events = try EventPublisher(context: context, connect: try common.eventsPubEndpoint(), logger: logger)
+            let core = DrafterCore(source: source, device: profile, replicaID: replicaID, configuration: config,
+                                   context: context, events: events, logger: logger)
+            let advisor = try common.advisorEndpoint()
+            Task {
+                // The config-advisor's K for this device (docs/design.md §10); the flag's K stays if it is down.
+                let client = try BusEndpoint.dealer(context: context, connect: advisor, logger: logger)
+                defer { Task { await client.close() } }
+                let query = AdvisorQuery(device: profile, objective: .goodput, targetModel: targetHint,
+                                         candidates: [source.modelName])
+                if case .advice(let advice)? = try? await client.call(.advise(query), timeout: .seconds(3)) {
+                    core.setAdvisedK(advice.k)
+                    logger.info("config-advisor recommends K=\(advice.k) (\(advice.basis))")
+                }
+            }
+            try await ReplicaMain.run(
+                role: .drafter, process: process, model: source.modelName, device: profile,
+                attributes: source.attributes.merging(
+                    ["k": "\(config.defaultK)", "k_max": "\(config.maxK)", "dynamic": "\(dynamic)",
+                     "load_aware": "\(loadAware)"], uniquingKeysWith: { a, _ in a }),
+                devices: source.devices,
+                load: { core.load },
+                handler: { envelope, _ in await core.handle(envelope.message) },
+                agentReady: { core.attach($0) })
+            await core.shutdown()
+            await events.close()
         }
-        try await ReplicaMain.run(
-            role: .drafter, common: common, context: context, logger: logger, model: source.modelName, device: profile,
-            attributes: source.attributes.merging(
-                ["k": "\(config.defaultK)", "k_max": "\(config.maxK)", "dynamic": "\(dynamic)",
-                 "load_aware": "\(loadAware)"], uniquingKeysWith: { a, _ in a }),
-            devices: source.devices,
-            load: { core.load },
-            handler: { envelope, _ in await core.handle(envelope.message) },
-            agentReady: { core.attach($0) })
-        await core.shutdown()
-        await events.close()
     }
 }

@@ -1,11 +1,9 @@
 import ArgumentParser
 import Foundation
 import Logging
-import ServiceLifecycle
 import TandemBus
 import TandemService
 import TandemSpeculative
-import TandemTelemetry
 import TandemWire
 
 /// `estimator`: WISP's verification-time estimator as a service (docs/design.md §9).
@@ -34,15 +32,9 @@ struct EstimatorCommand: AsyncParsableCommand {
     @Option(help: "Recent predictions the reported (prequential) error averages over [TANDEM_ESTIMATOR_ERROR_WINDOW, default 256].")
     var errorWindow: Int?
 
-    @Flag(inversion: .prefixedNo, help: "Register with the gateway and heartbeat (off for standalone use and tests).")
-    var register = true
+    @OptionGroup var registration: RegistrationOptions
 
     func run() async throws {
-        TelemetryBootstrap.bootstrap(label: "estimator", level: common.resolvedLogLevel())
-        let replicaID = common.resolvedReplicaID(role: Role.estimator.rawValue)
-        var logger = Logger(label: "tandem.estimator")
-        logger[metadataKey: "replica"] = "\(replicaID)"
-
         let bindEndpoint = try BusAddress.resolve(flag: bind, env: "TANDEM_ESTIMATOR_BIND",
                                                   default: DefaultEndpoints.estimator)
         let lambda = try Setting.double(forgetting, env: "TANDEM_ESTIMATOR_FORGETTING", default: 0.999)
@@ -53,26 +45,20 @@ struct EstimatorCommand: AsyncParsableCommand {
             model: BatchTimeEstimator.defaultModelConfiguration(forgetting: lambda, errorWindow: window),
             errorWindow: window))
 
-        let context = try BusContext()
-        do {
+        try await ServiceProcess.run("estimator", logger: "tandem.estimator", common: common,
+                                     replica: .estimator) { process in
             let eventsSub = try common.eventsSubEndpoint()
-            let server = try EstimatorServer(context: context, bind: bindEndpoint, eventsSub: eventsSub,
-                                             estimator: estimator, replicaID: replicaID, logger: logger)
+            let server = try EstimatorServer(context: process.context, bind: bindEndpoint, eventsSub: eventsSub,
+                                             estimator: estimator, replicaID: common.replicaID(of: .estimator),
+                                             logger: process.logger)
             let bound = server.boundEndpoint
-            let advertised = AdvertisedHost.advertise(bound, host: common.resolvedAdvertiseHost())
-            var services: [any Service] = [server]
-            if register {
-                services.append(try ControlAgent.forReplica(
-                    role: .estimator, common: common, context: context, logger: logger, advertisedEndpoint: advertised,
-                    attributes: ["events_sub": eventsSub]))
-            }
-            logger.info("estimator running", metadata: ["bind": "\(bound)", "advertised": "\(advertised)",
-                                                        "events_sub": "\(eventsSub)", "forgetting": "\(lambda)"])
-            ReadyLine.announce(["estimator": bound])
-            try await ServiceRunner.run(services, context: context, logger: logger)
-        } catch {
-            await context.shutdown()
-            throw error
+            let advertised = common.advertise(bound)
+            process.logger.info("estimator running", metadata: [
+                "bind": "\(bound)", "advertised": "\(advertised)", "events_sub": "\(eventsSub)",
+                "forgetting": "\(lambda)"])
+            try await ReplicaMain.run(role: .estimator, process: process, register: registration.register,
+                                      advertisedEndpoint: advertised, attributes: ["events_sub": eventsSub],
+                                      services: [server], ready: ["estimator": bound])
         }
     }
 }

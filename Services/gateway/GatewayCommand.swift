@@ -53,47 +53,48 @@ struct GatewayCommand: AsyncParsableCommand {
 
     func run() async throws {
         let registry = TelemetryBootstrap.bootstrap(label: "gateway", level: common.resolvedLogLevel())
-        let logger = Logger(label: "tandem.gateway")
-        let policy = Registry.Policy(
-            heartbeatIntervalMs: try Setting.int(heartbeatMs, env: "TANDEM_HEARTBEAT_MS", default: 500),
-            missedHeartbeatsAllowed: try Setting.int(missedHeartbeats, env: "TANDEM_MISSED_HEARTBEATS", default: 3))
-        let (host, port) = try Self.parseHostPort(
-            Setting.string(httpBind, env: "TANDEM_HTTP_BIND", default: DefaultEndpoints.gatewayHTTP))
-        let control = try BusAddress.resolve(flag: controlBind, env: "TANDEM_CONTROL_BIND",
-                                             default: DefaultEndpoints.gatewayControl)
+        try await ServiceProcess.run(logger: "tandem.gateway", common: common) { process in
+            let (context, logger) = (process.context, process.logger)
+            let policy = Registry.Policy(
+                heartbeatIntervalMs: try Setting.int(heartbeatMs, env: "TANDEM_HEARTBEAT_MS", default: 500),
+                missedHeartbeatsAllowed: try Setting.int(missedHeartbeats, env: "TANDEM_MISSED_HEARTBEATS", default: 3))
+            let (host, port) = try Self.parseHostPort(
+                Setting.string(httpBind, env: "TANDEM_HTTP_BIND", default: DefaultEndpoints.gatewayHTTP))
+            let control = try BusAddress.resolve(flag: controlBind, env: "TANDEM_CONTROL_BIND",
+                                                 default: DefaultEndpoints.gatewayControl)
 
-        var frontend = try Frontend(
-            model: Setting.string(model, env: "TANDEM_TARGET_MODEL", default: ModelLoader.defaultTarget), logger: logger)
-        frontend.apiKey = Setting.optionalString(apiKey, env: "TANDEM_API_KEY")
-        frontend.defaultMode = Setting.string(defaultMode, env: "TANDEM_DEFAULT_MODE", default: "coupled")
-        guard ["coupled", "exact", "centralized"].contains(frontend.defaultMode) else {
-            throw ValidationError("default mode must be coupled, exact or centralized")
+            var frontend = try Frontend(
+                model: Setting.string(model, env: "TANDEM_TARGET_MODEL", default: ModelLoader.defaultTarget), logger: logger)
+            frontend.apiKey = Setting.optionalString(apiKey, env: "TANDEM_API_KEY")
+            frontend.defaultMode = Setting.string(defaultMode, env: "TANDEM_DEFAULT_MODE", default: "coupled")
+            guard ["coupled", "exact", "centralized"].contains(frontend.defaultMode) else {
+                throw ValidationError("default mode must be coupled, exact or centralized")
+            }
+            frontend.slo = SLO(ttftMs: try Setting.double(sloTtftMs, env: "TANDEM_SLO_TTFT_MS", default: 2000),
+                               tpotMs: try Setting.double(sloTpotMs, env: "TANDEM_SLO_TPOT_MS", default: 150))
+            let inactivity = try Setting.double(sessionInactivityTimeout, env: "TANDEM_SESSION_INACTIVITY_TIMEOUT",
+                                                default: 120)
+            guard inactivity > 0, inactivity.isFinite else {
+                throw ValidationError("session inactivity timeout must be a positive number of seconds")
+            }
+            let events = try EventPublisher(context: context, connect: try common.eventsPubEndpoint(), logger: logger)
+            let gateway = try Gateway(
+                context: context, controlBind: control, policy: policy, frontend: frontend,
+                maxSessions: try Setting.int(maxSessions, env: "TANDEM_MAX_SESSIONS", default: 64),
+                sessionInactivityTimeout: .milliseconds(Int64((inactivity * 1000).rounded())), events: events,
+                metrics: registry, logger: logger)
+            let app = Application(
+                router: gateway.makeRouter(),
+                configuration: .init(address: .hostname(host, port: port), serverName: "tandem-gateway"),
+                onServerRunning: { channel in
+                    let bound = channel.localAddress?.port ?? port
+                    // One parseable line for `tandem up` and tests.
+                    ReadyLine.announce(["http": "http://\(host):\(bound)",
+                                        "control": gateway.control.endpoint.boundEndpoint ?? control])
+                },
+                logger: logger)
+            try await process.run([app, gateway])
         }
-        frontend.slo = SLO(ttftMs: try Setting.double(sloTtftMs, env: "TANDEM_SLO_TTFT_MS", default: 2000),
-                           tpotMs: try Setting.double(sloTpotMs, env: "TANDEM_SLO_TPOT_MS", default: 150))
-        let inactivity = try Setting.double(sessionInactivityTimeout, env: "TANDEM_SESSION_INACTIVITY_TIMEOUT",
-                                            default: 120)
-        guard inactivity > 0, inactivity.isFinite else {
-            throw ValidationError("session inactivity timeout must be a positive number of seconds")
-        }
-        let context = try BusContext()
-        let events = try EventPublisher(context: context, connect: try common.eventsPubEndpoint(), logger: logger)
-        let gateway = try Gateway(
-            context: context, controlBind: control, policy: policy, frontend: frontend,
-            maxSessions: try Setting.int(maxSessions, env: "TANDEM_MAX_SESSIONS", default: 64),
-            sessionInactivityTimeout: .milliseconds(Int64((inactivity * 1000).rounded())), events: events,
-            metrics: registry, logger: logger)
-        let app = Application(
-            router: gateway.makeRouter(),
-            configuration: .init(address: .hostname(host, port: port), serverName: "tandem-gateway"),
-            onServerRunning: { channel in
-                let bound = channel.localAddress?.port ?? port
-                // One parseable line for `tandem up` and tests.
-                ReadyLine.announce(["http": "http://\(host):\(bound)",
-                                    "control": gateway.control.endpoint.boundEndpoint ?? control])
-            },
-            logger: logger)
-        try await ServiceRunner.run([app, gateway], context: context, logger: logger)
     }
 
     static func parseHostPort(_ text: String) throws -> (String, Int) {

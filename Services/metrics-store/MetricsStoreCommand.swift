@@ -4,7 +4,6 @@ import Logging
 import ServiceLifecycle
 import TandemBus
 import TandemService
-import TandemTelemetry
 import TandemWire
 
 /// `metrics-store`: the event hub and the metrics database of a Tandem cluster (docs/design.md §2).
@@ -51,15 +50,9 @@ struct MetricsStoreCommand: AsyncParsableCommand {
     @Option(help: "Longest graceful-shutdown flush, ms [TANDEM_METRICS_SHUTDOWN_MS, default 5000].")
     var shutdownTimeoutMs: Int?
 
-    @Flag(inversion: .prefixedNo, help: "Register with the gateway and heartbeat (off for standalone use and tests).")
-    var register = true
+    @OptionGroup var registration: RegistrationOptions
 
     func run() async throws {
-        TelemetryBootstrap.bootstrap(label: "metrics-store", level: common.resolvedLogLevel())
-        let replicaID = common.resolvedReplicaID(role: Role.metricsStore.rawValue)
-        var logger = Logger(label: "tandem.metrics-store")
-        logger[metadataKey: "replica"] = "\(replicaID)"
-
         let xsub = try BusAddress.resolve(flag: xsubBind, env: "TANDEM_EVENTS_XSUB_BIND",
                                           default: DefaultEndpoints.eventsPublish)
         let xpub = try BusAddress.resolve(flag: xpubBind, env: "TANDEM_EVENTS_XPUB_BIND",
@@ -73,12 +66,14 @@ struct MetricsStoreCommand: AsyncParsableCommand {
         let warn = try Setting.int(queueWarn, env: "TANDEM_METRICS_QUEUE_WARN", default: 50_000)
         let shutdownMs = try Setting.int(shutdownTimeoutMs, env: "TANDEM_METRICS_SHUTDOWN_MS", default: 5000)
 
-        let store = try await BlockingWork.run("metrics-store-open") { try EventStore(path: dbPath) }
-        let journal = try await store.journalMode()
-        logger.info("database open", metadata: ["path": "\(store.path)", "journal": "\(journal)"])
+        try await ServiceProcess.run("metrics-store", logger: "tandem.metrics-store", common: common,
+                                     replica: .metricsStore) { process in
+            let (context, logger) = (process.context, process.logger)
+            let replicaID = common.replicaID(of: .metricsStore)
+            let store = try await BlockingWork.run("metrics-store-open") { try EventStore(path: dbPath) }
+            let journal = try await store.journalMode()
+            logger.info("database open", metadata: ["path": "\(store.path)", "journal": "\(journal)"])
 
-        let context = try BusContext()
-        do {
             let proxy = try BusProxy(context: context, frontendBind: xsub, backendBind: xpub, logger: logger)
             let subscriber = try BusSubscriber(context: context, connect: BusAddress.connectable(proxy.backendEndpoint),
                                                topics: EventTopic.allCases.map(\.rawValue), logger: logger)
@@ -91,7 +86,6 @@ struct MetricsStoreCommand: AsyncParsableCommand {
 
             let queryEndpoint = try BusEndpoint.router(context: context, bind: queryBindEndpoint, logger: logger)
             let boundQuery = queryEndpoint.boundEndpoint ?? queryBindEndpoint
-            let advertised = AdvertisedHost.advertise(boundQuery, host: common.resolvedAdvertiseHost())
             let responder = QueryResponder(
                 store: store, ingest: ingest, stats: stats, replicaID: replicaID,
                 facts: ["xsub": proxy.frontendEndpoint, "xpub": proxy.backendEndpoint, "query": boundQuery,
@@ -99,24 +93,19 @@ struct MetricsStoreCommand: AsyncParsableCommand {
                 started: .now, logger: logger)
             try queryEndpoint.serve(logger: logger) { envelope, _ in await responder.respond(envelope.message) }
 
-            // Shut down in reverse order: stop registering and answering queries, then flush the
-            // ingest queue into the database, then stop forwarding events.
-            var services: [any Service] = [ProxyService(proxy: proxy), ingest, EndpointService(endpoint: queryEndpoint)]
-            if register {
-                services.append(try ControlAgent.forReplica(
-                    role: .metricsStore, common: common, context: context, logger: logger, advertisedEndpoint: advertised,
-                    attributes: ["xsub": AdvertisedHost.advertise(proxy.frontendEndpoint, host: common.resolvedAdvertiseHost()),
-                                 "xpub": AdvertisedHost.advertise(proxy.backendEndpoint, host: common.resolvedAdvertiseHost())]))
-            }
             logger.info("metrics-store running",
                         metadata: ["xsub": "\(proxy.frontendEndpoint)", "xpub": "\(proxy.backendEndpoint)",
-                                   "query": "\(boundQuery)", "register": "\(register)"])
-            ReadyLine.announce(["id": replicaID, "xsub": proxy.frontendEndpoint, "xpub": proxy.backendEndpoint,
-                                "query": boundQuery, "db": store.path])
-            try await ServiceRunner.run(services, context: context, logger: logger)
-        } catch {
-            await context.shutdown()
-            throw error
+                                   "query": "\(boundQuery)", "register": "\(registration.register)"])
+            // Shut down in reverse order: stop registering and answering queries, then flush the
+            // ingest queue into the database, then stop forwarding events.
+            try await ReplicaMain.run(
+                role: .metricsStore, process: process, register: registration.register,
+                advertisedEndpoint: common.advertise(boundQuery),
+                attributes: ["xsub": common.advertise(proxy.frontendEndpoint),
+                             "xpub": common.advertise(proxy.backendEndpoint)],
+                services: [ProxyService(proxy: proxy), ingest, EndpointService(endpoint: queryEndpoint)],
+                ready: ["id": replicaID, "xsub": proxy.frontendEndpoint, "xpub": proxy.backendEndpoint,
+                        "query": boundQuery, "db": store.path])
         }
     }
 }

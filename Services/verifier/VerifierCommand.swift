@@ -39,43 +39,43 @@ struct VerifierCommand: AsyncParsableCommand {
     var scheduler: String?
 
     func run() async throws {
-        TelemetryBootstrap.bootstrap(label: "verifier", level: common.resolvedLogLevel())
-        let logger = Logger(label: "tandem.verifier")
-        let modelName = Setting.string(model, env: "TANDEM_TARGET_MODEL", default: ModelLoader.defaultTarget)
-        var config = VerifierCore.Configuration()
-        config.maxBatchSequences = try Setting.int(maxBatch, env: "TANDEM_MAX_BATCH", default: config.maxBatchSequences)
-        config.batchWindow = .milliseconds(try Setting.int(batchWindowMs, env: "TANDEM_BATCH_WINDOW_MS", default: 2))
-        config.kvBudgetBytes = try Setting.int(kvBudgetMb, env: "TANDEM_KV_BUDGET_MB", default: 2048) << 20
-        let policyName = Setting.string(scheduler, env: "TANDEM_SCHEDULER", default: "firstCome")
-        guard let policy = SLOBatchScheduler.Policy(rawValue: policyName) else {
-            throw ValidationError("unknown scheduler '\(policyName)' (firstCome, sloAware)")
-        }
-        config.policy = policy
-        let threadCount = try Setting.int(threads, env: "TANDEM_THREADS", default: 2)
+        try await ServiceProcess.run("verifier", logger: "tandem.verifier", common: common) { process in
+            let (context, logger) = (process.context, process.logger)
+            let modelName = Setting.string(model, env: "TANDEM_TARGET_MODEL", default: ModelLoader.defaultTarget)
+            var config = VerifierCore.Configuration()
+            config.maxBatchSequences = try Setting.int(maxBatch, env: "TANDEM_MAX_BATCH", default: config.maxBatchSequences)
+            config.batchWindow = .milliseconds(try Setting.int(batchWindowMs, env: "TANDEM_BATCH_WINDOW_MS", default: 2))
+            config.kvBudgetBytes = try Setting.int(kvBudgetMb, env: "TANDEM_KV_BUDGET_MB", default: 2048) << 20
+            let policyName = Setting.string(scheduler, env: "TANDEM_SCHEDULER", default: "firstCome")
+            guard let policy = SLOBatchScheduler.Policy(rawValue: policyName) else {
+                throw ValidationError("unknown scheduler '\(policyName)' (firstCome, sloAware)")
+            }
+            config.policy = policy
+            let threadCount = try Setting.int(threads, env: "TANDEM_THREADS", default: 2)
 
-        let loaded = try await ModelLoader.load(modelName, logger: logger)
-        config.endOfGeneration = loaded.tokenizer.endOfGenerationIDs
-        let engine = ForwardEngine(model: loaded.model, threads: threadCount, logger: logger)
-        let context = try BusContext()
-        let replicaID = common.resolvedReplicaID(role: "verifier")
-        let events = try EventPublisher(context: context, connect: try common.eventsPubEndpoint(), logger: logger)
-        let core = VerifierCore(engine: engine, modelName: loaded.name, replicaID: replicaID, configuration: config,
-                                events: events, logger: logger)
-        let verify = try BusEndpoint.router(
-            context: context,
-            bind: try BusAddress.resolve(flag: bind, env: "TANDEM_VERIFY_BIND", default: DefaultEndpoints.verify),
-            logger: logger)
-        try verify.serve(logger: logger) { envelope, _ in await core.handle(envelope.message) }
-        let advertised = AdvertisedHost.advertise(verify.boundEndpoint ?? "", host: common.resolvedAdvertiseHost())
-        try await ReplicaMain.run(
-            role: .verifier, common: common, context: context, logger: logger, advertisedEndpoint: advertised,
-            model: loaded.name,
-            attributes: ["vocabulary": "\(loaded.model.config.vocabularySize)",
-                         "context": "\(loaded.model.config.contextLength)", "scheduler": policy.rawValue],
-            load: { core.load },
-            handler: { envelope, _ in await core.handle(envelope.message) })
-        await verify.close()
-        await events.close()
-        core.shutdown()
+            let loaded = try await ModelLoader.load(modelName, logger: logger)
+            config.endOfGeneration = loaded.tokenizer.endOfGenerationIDs
+            let engine = ForwardEngine(model: loaded.model, threads: threadCount, logger: logger)
+            let replicaID = common.resolvedReplicaID(role: "verifier")
+            let events = try EventPublisher(context: context, connect: try common.eventsPubEndpoint(), logger: logger)
+            let core = VerifierCore(engine: engine, modelName: loaded.name, replicaID: replicaID, configuration: config,
+                                    events: events, logger: logger)
+            let verify = try BusEndpoint.router(
+                context: context,
+                bind: try BusAddress.resolve(flag: bind, env: "TANDEM_VERIFY_BIND", default: DefaultEndpoints.verify),
+                logger: logger)
+            try verify.serve(logger: logger) { envelope, _ in await core.handle(envelope.message) }
+            let advertised = common.advertise(verify.boundEndpoint ?? "")
+            try await ReplicaMain.run(
+                role: .verifier, process: process, advertisedEndpoint: advertised,
+                model: loaded.name,
+                attributes: ["vocabulary": "\(loaded.model.config.vocabularySize)",
+                             "context": "\(loaded.model.config.contextLength)", "scheduler": policy.rawValue],
+                load: { core.load },
+                handler: { envelope, _ in await core.handle(envelope.message) })
+            await verify.close()
+            await events.close()
+            core.shutdown()
+        }
     }
 }

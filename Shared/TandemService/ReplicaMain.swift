@@ -4,26 +4,43 @@ import ServiceLifecycle
 import TandemBus
 import TandemWire
 
-/// The common life of a replica: register with the gateway (and heartbeat), run the service's
-/// own parts, shut down on SIGTERM/SIGINT. Each service's `main` builds its sockets and calls this.
+/// The common life of a replica: register with the gateway (and heartbeat), print the READY line,
+/// run the service's own parts, shut down on SIGTERM/SIGINT. Every replica's command builds its
+/// sockets inside ``ServiceProcess/run(_:logger:common:replica:_:)`` and ends by calling this.
 public enum ReplicaMain {
+    /// - Parameters:
+    ///   - register: false runs the replica standalone (no control agent), for tests and tools.
+    ///   - services: the replica's own long-lived parts, started in order.
+    ///   - ready: the READY line's fields; by default `id=<replica id>` and, when advertised,
+    ///     `endpoint=<advertised endpoint>`.
     public static func run(
-        role: Role, common: CommonOptions, context: BusContext, logger: Logger,
+        role: Role, process: ServiceProcess, register: Bool = true,
         advertisedEndpoint: String? = nil, model: String? = nil, device: DeviceProfile? = nil,
         attributes: [String: String] = [:], devices: [String]? = nil, services: [any Service] = [],
+        ready: KeyValuePairs<String, String>? = nil,
         load: @escaping @Sendable () async -> ReplicaLoad = { ReplicaLoad() },
         handler: @escaping @Sendable (Envelope, BusIncoming) async -> WireMessage? = { _, _ in nil },
         agentReady: (ControlAgent) -> Void = { _ in }
     ) async throws {
-        let agent = try ControlAgent.forReplica(
-            role: role, common: common, context: context, logger: logger, advertisedEndpoint: advertisedEndpoint,
-            model: model, device: device, attributes: attributes, devices: devices, load: load, handler: handler)
-        agentReady(agent)
-        let id = agent.registration.replicaID
-        var fields: KeyValuePairs<String, String> = ["id": id]
-        if let advertisedEndpoint { fields = ["id": id, "endpoint": advertisedEndpoint] }
-        ReadyLine.announce(fields)
-        try await ServiceRunner.run([agent] + services, context: context, logger: logger)
+        var running = services
+        if register {
+            let agent = try ControlAgent.forReplica(
+                role: role, common: process.common, context: process.context, logger: process.logger,
+                advertisedEndpoint: advertisedEndpoint, model: model, device: device, attributes: attributes,
+                devices: devices, load: load, handler: handler)
+            agentReady(agent)
+            // Last, so it is the first to stop (a group stops in reverse order): the gateway stops
+            // sending work before the parts that do it wind down.
+            running.append(agent)
+        }
+        ReadyLine.announce(ready ?? defaultReadyFields(id: process.common.replicaID(of: role),
+                                                       endpoint: advertisedEndpoint))
+        try await process.run(running)
+    }
+
+    private static func defaultReadyFields(id: String, endpoint: String?) -> KeyValuePairs<String, String> {
+        if let endpoint { return ["id": id, "endpoint": endpoint] }
+        return ["id": id]
     }
 }
 
