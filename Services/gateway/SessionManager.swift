@@ -1,3 +1,4 @@
+import Synchronization
 import Foundation
 import Logging
 import Metrics
@@ -142,12 +143,40 @@ actor SessionManager {
                                promptLength: r.promptTokens.count, sampling: r.sampling, mode: r.mode, slo: r.slo,
                                capacity: r.promptTokens.count + r.maxTokens + 16)
         do {
-            let reply = try await control.call(.sessionOpen(open), replica: session.verifier, timeout: .seconds(120))
+            let reply = try await callWhileAlive(.sessionOpen(open), replica: session.verifier, role: .verifier,
+                                                 timeout: .seconds(120))
             guard case .sessionOpened = reply else { throw GatewayError.internalError("verifier answered \(reply.kind)") }
         } catch let error as GatewayError {
             throw error
         } catch {
             throw .unavailable("verifier \(session.verifier) could not open the session: \(error)")
+        }
+    }
+
+    /// A call that gives up as soon as the registry declares `replica` dead, instead of waiting out its
+    /// timeout: a session open can take long (the verifier prefills the prompt before it answers), and a
+    /// replica killed meanwhile never answers, so placement would stall for the whole timeout.
+    private func callWhileAlive(_ message: WireMessage, replica: ReplicaID, role: Role,
+                                timeout: Duration) async throws -> WireMessage {
+        let control = self.control, registry = self.registry
+        let outcome = OnceOutcome()
+        return try await withCheckedThrowingContinuation { continuation in
+            outcome.install(continuation)
+            let call = Task {
+                do { outcome.resume(.success(try await control.call(message, replica: replica, timeout: timeout))) }
+                catch { outcome.resume(.failure(error)) }
+            }
+            Task {
+                while !outcome.isResolved {
+                    try? await Task.sleep(for: .milliseconds(200))
+                    let alive = await registry.alive(role: role).contains { $0.registration.replicaID == replica }
+                    if !alive {
+                        outcome.resume(.failure(GatewayError.unavailable("\(replica) died before it answered")))
+                        call.cancel()
+                        return
+                    }
+                }
+            }
         }
     }
 
@@ -281,7 +310,8 @@ actor SessionManager {
     /// A replica died: move its sessions elsewhere, resuming from the gateway's history.
     func replicaDied(_ info: ReplicaInfo) async {
         let id = info.registration.replicaID
-        let affected = sessions.values.filter { $0.verifier == id || $0.drafter == id }
+        // Sessions still being placed are left to their placement, which retries on other replicas itself.
+        let affected = sessions.values.filter { !$0.placing && ($0.verifier == id || $0.drafter == id) }
         for session in affected where !session.finished {
             failovers.increment()
             session.placing = true
@@ -312,5 +342,26 @@ actor SessionManager {
                 await fail(session, .internalError("\(error)"))
             }
         }
+    }
+}
+
+/// The first of several racing outcomes resumes a continuation; later ones are ignored.
+final class OnceOutcome: Sendable {
+    private let state = Mutex<(continuation: CheckedContinuation<WireMessage, any Error>?, resolved: Bool)>((nil, false))
+
+    func install(_ continuation: CheckedContinuation<WireMessage, any Error>) {
+        state.withLock { $0.continuation = continuation }
+    }
+
+    var isResolved: Bool { state.withLock { $0.resolved } }
+
+    func resume(_ result: Result<WireMessage, any Error>) {
+        let continuation = state.withLock { s -> CheckedContinuation<WireMessage, any Error>? in
+            guard !s.resolved else { return nil }
+            s.resolved = true
+            defer { s.continuation = nil }
+            return s.continuation
+        }
+        continuation?.resume(with: result)
     }
 }
