@@ -250,7 +250,7 @@ final class DrafterCore: @unchecked Sendable {
         verifierCost.withLock {
             $0.observe(sequences: t.batchSequences, positions: t.batchTokens, contextTokens: t.batchContextTokens,
                        batchSeconds: t.batchMs / 1000, ownPositions: draft.tokens.count + 1,
-                       ownContext: session.committed.count - result.tokens.count)
+                       ownContext: session.committed.count - result.tokens.count, prefillTokens: t.prefillTokens ?? 0)
         }
         if !draft.tokens.isEmpty {
             session.controller.finishRound(drafted: draft.tokens.count, accepted: result.accepted)

@@ -483,7 +483,7 @@ final class VerifierCore: @unchecked Sendable {
             let timings = VerifyTimings(
                 queueMs: (batchStart - item.job.arrived).milliseconds, batchMs: forwardMs,
                 batchSequences: requests.count, batchTokens: requests.reduce(0) { $0 + $1.tokens.count },
-                batchContextTokens: contexts.reduce(0, +))
+                batchContextTokens: contexts.reduce(0, +), prefillTokens: prefillTokens > 0 ? prefillTokens : nil)
             let startPosition = r.position - item.job.collected.count
             item.job.continuation.resume(returning: .verified(VerifyResult(
                 session: r.session, position: startPosition, accepted: outcome.acceptedCount,

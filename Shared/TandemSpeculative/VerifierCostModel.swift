@@ -29,9 +29,15 @@ public struct VerifierCostModel: Sendable {
     public var samples: Int { model.sampleCount }
 
     /// Records one verification: the batch's shape and time, and this request's part of it.
+    ///
+    /// A batch that also prefilled prompt chunks (`prefillTokens` of its `positions`) is skipped: its time
+    /// is not the verification law, and the load stays as last seen in a verification-only batch. Prefill positions cost far more per position than verified
+    /// ones at this batch size, and fitting them drives the intercept towards zero, which makes every draft
+    /// look expensive and pushes K to 0 exactly when long shared batches make drafting pay most.
     public mutating func observe(sequences: Int, positions: Int, contextTokens: Int?, batchSeconds: Double,
-                                 ownPositions: Int, ownContext: Int) {
+                                 ownPositions: Int, ownContext: Int, prefillTokens: Int = 0) {
         let context = contextTokens ?? (sequences * ownContext)
+        if prefillTokens > 0 { return }
         // Sequences are left out of the fit: every session brings K + 1 positions, so sequences and
         // positions rise together and their split is not identifiable from a running cluster; a
         // session's fixed cost lands on its positions instead (a slightly higher price per position).

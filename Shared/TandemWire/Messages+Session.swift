@@ -137,12 +137,17 @@ public struct VerifyTimings: Codable, Sendable, Hashable {
     public var batchTokens: Int
     /// Context tokens already cached, summed over the batch's sequences (attention cost); nil from older verifiers.
     public var batchContextTokens: Int?
-    public init(queueMs: Double, batchMs: Double, batchSequences: Int, batchTokens: Int, batchContextTokens: Int? = nil) {
+    /// Prompt tokens prefilled in the same batch (chunked prefill; counted in `batchTokens`, their time in
+    /// `batchMs`); nil when none.
+    public var prefillTokens: Int?
+    public init(queueMs: Double, batchMs: Double, batchSequences: Int, batchTokens: Int, batchContextTokens: Int? = nil,
+                prefillTokens: Int? = nil) {
         self.queueMs = queueMs
         self.batchMs = batchMs
         self.batchSequences = batchSequences
         self.batchTokens = batchTokens
         self.batchContextTokens = batchContextTokens
+        self.prefillTokens = prefillTokens
     }
 }
 

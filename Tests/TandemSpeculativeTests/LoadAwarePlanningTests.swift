@@ -65,6 +65,26 @@ struct LoadAwarePlanningTests {
         #expect(k >= 2)
     }
 
+    @Test func batchesCarryingPrefillChunksDoNotTeachTheVerificationLaw() {
+        // Chunked prefill: some batches also carry 64 prompt tokens at 40 ms each (prefill is compute-bound,
+        // dearer per position than verification). Fitted, they would pull the intercept to zero and make
+        // every draft look expensive; skipped, the learned law and the chosen K are those of the clean model.
+        let clean = Self.model(sessions: 4, positionsEach: 5)
+        var mixed = Self.model(sessions: 4, positionsEach: 5)
+        let cleanRound = clean.roundModel(contextTokens: 200, networkSeconds: 0.005, acceptance: 0.96)!
+        for _ in 0..<40 {
+            let positions = 3 * 5 + 5 + 64
+            mixed.observe(sequences: 5, positions: positions, contextTokens: 4 * 200,
+                          batchSeconds: Self.batchSeconds(sequences: 4, positions: 20) + 64 * 0.040,
+                          ownPositions: 5, ownContext: 200, prefillTokens: 64)
+        }
+        let mixedRound = mixed.roundModel(contextTokens: 200, networkSeconds: 0.005, acceptance: 0.96)!
+        #expect(mixedRound.fixedSeconds == cleanRound.fixedSeconds)
+        #expect(mixedRound.perTokenSeconds == cleanRound.perTokenSeconds)
+        #expect(Self.plannedK(acceptance: 0.96, draftSecondsPerToken: 0.005, model: mixed)
+                == Self.plannedK(acceptance: 0.96, draftSecondsPerToken: 0.005, model: clean))
+    }
+
     @Test func aSlowDeviceFallsBackToPlainDecoding() {
         // The device drafts slower than the verifier decodes: drafting cannot pay even when idle.
         let k = Self.plannedK(acceptance: 0.7, draftSecondsPerToken: 0.080, model: Self.model(sessions: 1, positionsEach: 1))
