@@ -35,6 +35,7 @@ let prometheus = Target.Dependency.product(name: "Prometheus", package: "swift-p
 let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 let hummingbird = Target.Dependency.product(name: "Hummingbird", package: "hummingbird")
+let hummingbirdTesting = Target.Dependency.product(name: "HummingbirdTesting", package: "hummingbird")
 let grdb = Target.Dependency.product(name: "GRDB", package: "GRDB.swift")
 let collections = Target.Dependency.product(name: "Collections", package: "swift-collections")
 let asyncAlgorithms = Target.Dependency.product(name: "AsyncAlgorithms", package: "swift-async-algorithms")
@@ -128,13 +129,14 @@ let package = Package(
                     path: "Tests/TandemWireTests"),
         .testTarget(name: "TandemEngineTests", dependencies: ["TandemEngine", "TandemKernels", "TandemTestSupport"],
                     path: "Tests/TandemEngineTests", resources: [.copy("Fixtures")]),
-        .testTarget(name: "TandemQuantizeTests", dependencies: ["TandemQuantize", "TandemEngine", "TandemKernels"],
+        .testTarget(name: "TandemQuantizeTests", dependencies: ["TandemQuantize", "TandemEngine", "TandemKernels", "TandemTestSupport"],
                     path: "Tests/TandemQuantizeTests"),
         .testTarget(name: "TandemSpeculativeTests", dependencies: ["TandemSpeculative", "TandemEngine", "TandemTestSupport"],
                     path: "Tests/TandemSpeculativeTests"),
         .testTarget(name: "ServiceTests",
                     dependencies: ["TandemService", "TandemServing", "TandemEngine", "TandemSpeculative", "MetricsStore",
-                                   "Gateway", "Estimator", "ConfigAdvisor", "Verifier", "DrafterAgent", "TandemTestSupport", "TandemCLI"],
+                                   "Gateway", "Estimator", "ConfigAdvisor", "Verifier", "DrafterAgent", "TandemTestSupport", "TandemCLI",
+                                   hummingbirdTesting, prometheus, metrics],
                     path: "Tests/ServiceTests"),
     ]
 )

@@ -6,19 +6,7 @@ import TandemService
 import TandemSpeculative
 import TandemWire
 @testable import Estimator
-
-/// A small deterministic generator (SplitMix64), so synthetic workloads are reproducible.
-struct EstimatorTestRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+import TandemTestSupport
 
 enum EstimatorTestSupport {
     /// The law the synthetic verifier follows, in seconds: 8 ms + 3 ms/sequence + 2 ms/new token + 4 µs/context token.
@@ -32,7 +20,7 @@ enum EstimatorTestSupport {
     /// with ±`noise` multiplicative uniform noise.
     static func events(count: Int, model: String = "target", law: [Double] = law, noise: Double = 0.01,
                        seed: UInt64 = 42) -> [BatchEvent] {
-        var rng = EstimatorTestRandom(seed: seed)
+        var rng = TestRNG(seed: seed)
         return (0..<count).map { i in
             let n = Int.random(in: 1...8, using: &rng)
             let tokens = (0..<n).map { _ in Int.random(in: 1...9, using: &rng) }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TandemTestSupport
 
 /// No Kubernetes cluster runs here, so compose/k8s is checked offline: every resource validates
 /// against the Kubernetes OpenAPI schemas bundled in the PyPI package `kubernetes-validate`
@@ -31,25 +32,11 @@ import Testing
     func loadYAML(_ names: [String]) throws -> [File] {
         let script = "import json,sys,yaml; print(json.dumps([[p, [d for d in yaml.safe_load_all(open(p)) if d is not None]] for p in sys.argv[1:]]))"
         let paths = names.map { $0.hasPrefix("/") ? $0 : Self.directory.appendingPathComponent($0).path }
-        let (status, data) = try blockingRun(["python3", "-c", script] + paths)
+        let (status, data) = try ShortCommand.run(["python3", "-c", script] + paths)
         guard status == 0, let list = (try? JSONSerialization.jsonObject(with: data)) as? [[Any]] else {
             throw ManifestError(description: "PyYAML could not parse \(names): \(String(decoding: data, as: UTF8.self))")
         }
         return list.map { File(path: $0[0] as? String ?? "", documents: $0[1] as? [[String: Any]] ?? []) }
-    }
-
-    /// `runProcess` without async: a short-lived helper, read on this thread.
-    func blockingRun(_ arguments: [String]) throws -> (Int32, Data) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = out
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, data)
     }
 
     @Test func kustomizationListsEveryManifest() throws {
@@ -61,11 +48,11 @@ import Testing
 
     /// The schema validator itself: a file it rejects fails this test with the validator's message.
     @Test func everyManifestValidatesAgainstTheKubernetesSchemas() throws {
-        let (importStatus, importOutput) = try blockingRun(["python3", "-c", "import kubernetes_validate"])
+        let (importStatus, importOutput) = try ShortCommand.run(["python3", "-c", "import kubernetes_validate"])
         try #require(importStatus == 0,
                      "kubernetes-validate missing (make python-deps installs it): \(String(decoding: importOutput, as: UTF8.self))")
         for path in try resourceFiles() {
-            let (status, output) = try blockingRun(["python3", "-m", "kubernetes_validate", "--strict", "--no-warn", path])
+            let (status, output) = try ShortCommand.run(["python3", "-m", "kubernetes_validate", "--strict", "--no-warn", path])
             let text = String(decoding: output, as: UTF8.self)
             #expect(status == 0, "\(URL(fileURLWithPath: path).lastPathComponent): \(text)")
             #expect(text.contains("passed"), "\(path): the validator checked nothing: \(text)")
@@ -76,7 +63,7 @@ import Testing
         let brokenPath = NSTemporaryDirectory() + "tandem-broken-\(UUID().uuidString.prefix(8)).yaml"
         try broken.write(toFile: brokenPath, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: brokenPath) }
-        let (brokenStatus, _) = try blockingRun(["python3", "-m", "kubernetes_validate", "--strict", "--quiet", brokenPath])
+        let (brokenStatus, _) = try ShortCommand.run(["python3", "-m", "kubernetes_validate", "--strict", "--quiet", brokenPath])
         #expect(brokenStatus != 0, "strict validation must reject an unknown field")
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import TandemTestSupport
 import Testing
 @testable import TandemKernels
 
@@ -14,7 +15,7 @@ struct KernelsBenchmarkTests {
         defer { pool.shutdown() }
         let rows = 2048, cols = 2048
         let types: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K, .q3_K, .f16]
-        var rng = KernelsRNG(seed: 1)
+        var rng = TestRNG(seed: 1)
         let x = KernelsTestSupport.randomActivations(count: 32 * cols, rng: &rng)
         print("type   family          T=1     T=8    T=32   (GMAC/s, \(rows) x \(cols), 2 threads)")
         for type in types {

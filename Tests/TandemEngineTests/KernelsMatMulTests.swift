@@ -1,4 +1,5 @@
 import Foundation
+import TandemTestSupport
 import Testing
 @testable import TandemKernels
 
@@ -8,7 +9,7 @@ struct KernelsMatMulTests {
 
     @Test("matches dequantize + dot reference", arguments: KernelsTestSupport.weightTypes)
     func matchesReference(type: GGMLType) {
-        var rng = KernelsRNG(seed: 42 &+ UInt64(type.rawValue))
+        var rng = TestRNG(seed: 42 &+ UInt64(type.rawValue))
         let rows = 37, cols = 512, nTokens = 5
         let bytes = KernelsTestSupport.randomWeights(type, rows: rows, cols: cols, rng: &rng)
         let x = KernelsTestSupport.randomActivations(count: nTokens * cols, rng: &rng)
@@ -35,7 +36,7 @@ struct KernelsMatMulTests {
     @Test("batch invariance: nTokens 1, 3, 8, 33 give bit-identical rows",
           arguments: [GGMLType.q4_K, .q6_K, .q5_0, .q8_0, .q4_0, .q4_1, .q5_1, .q5_K, .f16, .f32])
     func batchInvariance(type: GGMLType) {
-        var rng = KernelsRNG(seed: 7 &+ UInt64(type.rawValue))
+        var rng = TestRNG(seed: 7 &+ UInt64(type.rawValue))
         let rows = 70, cols = 768
         let bytes = KernelsTestSupport.randomWeights(type, rows: rows, cols: cols, rng: &rng)
         let maxTokens = 33
@@ -63,7 +64,7 @@ struct KernelsMatMulTests {
 
     @Test("single-thread pool gives identical results")
     func threadInvariance() {
-        var rng = KernelsRNG(seed: 99)
+        var rng = TestRNG(seed: 99)
         let rows = 100, cols = 1024, n = 4
         let bytes = KernelsTestSupport.randomWeights(.q4_K, rows: rows, cols: cols, rng: &rng)
         let x = KernelsTestSupport.randomActivations(count: n * cols, rng: &rng)
@@ -83,7 +84,7 @@ struct KernelsSharedMatMulTests {
     @Test("multiply(a, b, c) equals separate multiplies, mixing fast and generic types",
           arguments: [[GGMLType.q4_K, .q4_K, .q6_K], [.q5_0, .q8_0, .q4_K], [.q4_1, .f32, .q4_1], [.q6_K, .q3_K, .q5_1]])
     func sharedEqualsSeparate(types: [GGMLType]) {
-        var rng = KernelsRNG(seed: 2024)
+        var rng = TestRNG(seed: 2024)
         let cols = 512, n = 6
         let rows = [64, 16, 40]
         let mats = (0..<3).map { KernelsTestSupport.randomWeights(types[$0], rows: rows[$0], cols: cols, rng: &rng) }
@@ -127,7 +128,7 @@ struct KernelsPackedMatMulTests {
     /// Runs `body` with `w` and its packed twin.
     static func withPacked(_ type: GGMLType, rows: Int, cols: Int, seed: UInt64,
                            _ body: (_ plain: WeightMatrix, _ packed: WeightMatrix) -> Void) {
-        var rng = KernelsRNG(seed: seed)
+        var rng = TestRNG(seed: seed)
         let bytes = KernelsTestSupport.randomWeights(type, rows: rows, cols: cols, rng: &rng)
         bytes.withUnsafeBytes { wb in
             let w = WeightMatrix(type: type, rows: rows, cols: cols, data: wb.baseAddress!)
@@ -144,7 +145,7 @@ struct KernelsPackedMatMulTests {
     func packedEqualsPlain(type: GGMLType) {
         let rows = 48, cols = 768
         Self.withPacked(type, rows: rows, cols: cols, seed: 11 &+ UInt64(type.rawValue)) { plain, packed in
-            var rng = KernelsRNG(seed: 5)
+            var rng = TestRNG(seed: 5)
             let x = KernelsTestSupport.randomActivations(count: 9 * cols, rng: &rng)
             let ref = KernelsTestSupport.referenceMultiply(plain, x, nTokens: 9)
             for n in [1, 2, 3, 4, 5, 9] {
@@ -167,7 +168,7 @@ struct KernelsPackedMatMulTests {
     func packedInvariance(type: GGMLType) {
         let rows = 64, cols = 512, maxTokens = 13
         Self.withPacked(type, rows: rows, cols: cols, seed: 3 &+ UInt64(type.rawValue)) { _, packed in
-            var rng = KernelsRNG(seed: 8)
+            var rng = TestRNG(seed: 8)
             let x = KernelsTestSupport.randomActivations(count: maxTokens * cols, rng: &rng)
             var full = [Float](repeating: 0, count: maxTokens * rows)
             MatMul.multiply(packed, x, nTokens: maxTokens, &full, pool: KernelsMatMulTests.pool, scratch: MatMulScratch())

@@ -1,4 +1,5 @@
 import Foundation
+import TandemTestSupport
 import Testing
 @testable import TandemKernels
 
@@ -21,7 +22,7 @@ struct KernelsPortableTests {
 
     @Test("portable matches dequantize + dot reference", arguments: KernelsTestSupport.weightTypes)
     func matchesReference(type: GGMLType) {
-        var rng = KernelsRNG(seed: 420 &+ UInt64(type.rawValue))
+        var rng = TestRNG(seed: 420 &+ UInt64(type.rawValue))
         let rows = 37, cols = 512, nTokens = 6
         let bytes = KernelsTestSupport.randomWeights(type, rows: rows, cols: cols, rng: &rng)
         let x = KernelsTestSupport.randomActivations(count: nTokens * cols, rng: &rng)
@@ -43,7 +44,7 @@ struct KernelsPortableTests {
     @Test("x86 and portable kernels agree on random data", .enabled(if: x86Available),
           arguments: KernelsTestSupport.weightTypes)
     func agreesWithX86(type: GGMLType) {
-        var rng = KernelsRNG(seed: 77 &+ UInt64(type.rawValue))
+        var rng = TestRNG(seed: 77 &+ UInt64(type.rawValue))
         let rows = 48, cols = 768
         let bytes = KernelsTestSupport.randomWeights(type, rows: rows, cols: cols, rng: &rng)
         let x = KernelsTestSupport.randomActivations(count: 9 * cols, rng: &rng)
@@ -76,7 +77,7 @@ struct KernelsPortableTests {
     @Test("portable batch and thread invariance: bit-identical rows for any token count",
           arguments: KernelsTestSupport.weightTypes)
     func batchInvariance(type: GGMLType) {
-        var rng = KernelsRNG(seed: 7 &+ UInt64(type.rawValue))
+        var rng = TestRNG(seed: 7 &+ UInt64(type.rawValue))
         let rows = 40, cols = 768, maxTokens = 11
         let bytes = KernelsTestSupport.randomWeights(type, rows: rows, cols: cols, rng: &rng)
         let x = KernelsTestSupport.randomActivations(count: maxTokens * cols, rng: &rng)
@@ -97,7 +98,7 @@ struct KernelsPortableTests {
 
     @Test("portable vector ops give the same bits as VectorOps")
     func vectorOps() {
-        var rng = KernelsRNG(seed: 31)
+        var rng = TestRNG(seed: 31)
         let n = 77
         let a = KernelsTestSupport.randomActivations(count: n, rng: &rng)
         let b = KernelsTestSupport.randomActivations(count: n, rng: &rng)
@@ -124,7 +125,7 @@ struct KernelsPortableTests {
     #if arch(x86_64) && !TANDEM_PORTABLE_KERNELS
     @Test("portable activation quantizers give the x86 quantizers' bytes")
     func activationQuantizers() {
-        var rng = KernelsRNG(seed: 5)
+        var rng = TestRNG(seed: 5)
         let cols = 512, nb = cols / 256
         var x = KernelsTestSupport.randomActivations(count: cols, rng: &rng)
         x[3] = 0.5 / 127  // a tie after scaling, on some draws: exercises round-to-even

@@ -1,18 +1,6 @@
 import Foundation
+import TandemTestSupport
 @testable import TandemKernels
-
-/// Deterministic RNG for kernel tests (SplitMix64).
-struct KernelsRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 enum KernelsTestSupport {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
@@ -34,7 +22,7 @@ enum KernelsTestSupport {
     }
 
     /// Random but valid weight data: random bytes with finite, moderate half-precision scales.
-    static func randomWeights(_ t: GGMLType, rows: Int, cols: Int, rng: inout KernelsRNG) -> [UInt8] {
+    static func randomWeights(_ t: GGMLType, rows: Int, cols: Int, rng: inout TestRNG) -> [UInt8] {
         let rowBytes = (cols / t.blockSize) * t.bytesPerBlock
         var bytes = [UInt8](repeating: 0, count: rows * rowBytes)
         switch t {
@@ -68,7 +56,7 @@ enum KernelsTestSupport {
         return bytes
     }
 
-    static func randomActivations(count: Int, rng: inout KernelsRNG) -> [Float] {
+    static func randomActivations(count: Int, rng: inout TestRNG) -> [Float] {
         (0..<count).map { _ in Float.random(in: -2...2, using: &rng) }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import TandemTestSupport
 import Testing
 @testable import TandemKernels
 
@@ -6,7 +7,7 @@ import Testing
 struct KernelsVectorOpsTests {
     let n = 45  // not a multiple of 8: exercises the tails
     func vec(_ seed: UInt64, _ n: Int) -> [Float] {
-        var rng = KernelsRNG(seed: seed)
+        var rng = TestRNG(seed: seed)
         return KernelsTestSupport.randomActivations(count: n, rng: &rng)
     }
 

@@ -1,35 +1,18 @@
 import Foundation
 import TandemEngine
 import TandemKernels
-
-/// Deterministic Gaussian test data (SplitMix64 + Box–Muller), so failures reproduce.
-struct QuantRNG {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func normal() -> Float {
-        let u1 = (Double(next() >> 11) + 0.5) * 0x1p-53
-        let u2 = Double(next() >> 11) * 0x1p-53
-        return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
-    }
-}
+import TandemTestSupport
 
 enum QuantTestData {
     /// `rows` × `columns` values shaped like weight rows: Gaussian with a per-row scale between
     /// 0.005 and 0.5, plus the awkward blocks every quantiser must survive: an all-zero block,
     /// a constant block, a single outlier and an all-negative block.
     static func rows(_ rows: Int, _ columns: Int, seed: UInt64 = 42) -> [Float] {
-        var rng = QuantRNG(seed: seed)
+        var rng = TestRNG(seed: seed)
         var out = [Float](repeating: 0, count: rows * columns)
         for r in 0..<rows {
             let scale = Float(0.005) * powf(100, Float(r) / Float(max(rows - 1, 1)))
-            for c in 0..<columns { out[r * columns + c] = rng.normal() * scale }
+            for c in 0..<columns { out[r * columns + c] = Float(rng.normal()) * scale }
         }
         if rows >= 4 && columns >= 64 {
             for c in 0..<32 { out[0 * columns + c] = 0 }                       // all zero
@@ -86,16 +69,8 @@ enum PythonGGUF {
 
     /// Runs `python3 <arguments>`; returns the exit status and combined output.
     static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3"] + arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        let (status, data) = try ShortCommand.run(["python3"] + arguments)
+        return (status, String(decoding: data, as: UTF8.self))
     }
 }
 
