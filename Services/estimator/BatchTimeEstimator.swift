@@ -80,18 +80,9 @@ actor BatchTimeEstimator {
         self.configuration = configuration
     }
 
-    /// The key a model name is stored under (verifiers may report a catalog name, a file name or a
-    /// path for the same file): the ``ModelCatalog`` name when the file is in the catalog, else the
-    /// last path component without `.gguf`, lowercased. The config-advisor keys models the same way.
-    static func modelKey(_ name: String) -> String {
-        var base = Substring(name.trimmingCharacters(in: .whitespaces))
-        if let slash = base.lastIndex(of: "/") { base = base[base.index(after: slash)...] }
-        if let spec = ModelCatalog.spec(named: String(base)) { return spec.name }
-        var lowered = base.lowercased()
-        if lowered.hasSuffix(".gguf") { lowered.removeLast(5) }
-        if let spec = ModelCatalog.spec(named: lowered) { return spec.name }
-        return lowered
-    }
+    /// The key a model name is stored under: ``ModelCatalog/canonicalName(_:)``, the key the
+    /// config-advisor and the metrics use too.
+    static func modelKey(_ name: String) -> String { ModelCatalog.canonicalName(name) }
 
     /// The regression features of one batch event; nil when the event is inconsistent.
     static func shape(of event: BatchEvent) -> BatchShape? {

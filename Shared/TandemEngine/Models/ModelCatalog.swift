@@ -123,6 +123,20 @@ public enum ModelCatalog {
         return all.first { $0.name == key || $0.fileName.lowercased() == key }
     }
 
+    /// The one key a model goes by across the cluster, whatever a replica reported: drafters and
+    /// verifiers may name the same file by catalog name (`qwen2.5-coder-0.5b-instruct`), file name
+    /// (`Qwen2.5-Coder-0.5B-Instruct.gguf`) or path, and the estimator, the advisor and the metrics
+    /// they compare must agree on one. It is the catalog name when the file is in the catalog, else the
+    /// lowercased last path component without `.gguf`.
+    public static func canonicalName(_ name: String) -> String {
+        var base = Substring(name.trimmingCharacters(in: .whitespaces))
+        if let slash = base.lastIndex(of: "/") { base = base[base.index(after: slash)...] }
+        if let spec = spec(named: String(base)) { return spec.name }
+        var lowered = base.lowercased()
+        if lowered.hasSuffix(".gguf") { lowered.removeLast(5) }
+        return spec(named: lowered)?.name ?? lowered
+    }
+
     private static func twoDigits(_ n: Int) -> String {
         n < 10 ? "0\(n)" : "\(n)"
     }
