@@ -31,6 +31,9 @@ struct DrafterCommand: AsyncParsableCommand {
     @Option(help: "Compute threads for the draft model [TANDEM_DRAFT_THREADS].")
     var threads: Int?
 
+    @Option(name: .customLong("kv-type"), help: "KV cache element type: f16 or f32 [TANDEM_KV_TYPE] (default: \(KVCacheType.default)).")
+    var kvType: String?
+
     @Option(help: "Draft length K when the session and the config-advisor do not fix one [TANDEM_K].")
     var k: Int?
 
@@ -100,7 +103,7 @@ struct DrafterCommand: AsyncParsableCommand {
             } else {
                 let modelName = Setting.string(model, env: "TANDEM_DRAFT_MODEL", default: ModelLoader.defaultDraft)
                 let loaded = try await ModelLoader.load(modelName, logger: logger)
-                let engine = ForwardEngine(model: loaded.model, threads: profile.threads, logger: logger)
+                let engine = ForwardEngine(model: loaded.model, threads: profile.threads, kvType: try KVCacheType(flag: kvType, environment: Setting.optionalString(nil, env: "TANDEM_KV_TYPE")), logger: logger)
                 source = ModelDraftSource(engine: engine, tokenizer: loaded.tokenizer, modelName: loaded.name,
                                           quantization: loaded.model.gguf.dominantTypeName, device: profile,
                                           devices: hosted, maxK: config.maxK, draftSupport: config.draftSupport)

@@ -20,6 +20,9 @@ struct BenchEngineCommand: AsyncParsableCommand {
     @Option(help: "Compute threads.")
     var threads = 2
 
+    @Option(name: .customLong("kv-type"), help: "KV cache element type: f16 or f32 [TANDEM_KV_TYPE] (default: \(KVCacheType.default)).")
+    var kvType: String?
+
     @Option(name: .customLong("decode-tokens"), help: "Tokens generated for the decode measurement.")
     var decodeTokens = 64
 
@@ -47,7 +50,7 @@ struct BenchEngineCommand: AsyncParsableCommand {
         let baseline = Self.statusBytes("VmRSS:") ?? 0
         let lm = try LanguageModel.load(path: try ModelStore(logger: logger).resolve(path).path, logger: logger)
         let loadTime = now() - t0
-        let engine = ForwardEngine(model: lm, threads: threads)
+        let engine = ForwardEngine(model: lm, threads: threads, kvType: try KVCacheType(flag: kvType, environment: ProcessInfo.processInfo.environment["TANDEM_KV_TYPE"]))
         let V = lm.config.vocabularySize
         func token(_ i: Int) -> Int32 { Int32((i &* 7919 &+ 13) % V) }
 
@@ -111,11 +114,14 @@ struct BenchEngineCommand: AsyncParsableCommand {
 
         // Prefill: one call with the whole prompt, logits for the last position only.
         let pcache = engine.makeCache(capacity: prefillTokens)
-        kvPeak = max(kvPeak, cache.byteCount + pcache.byteCount)
         let prompt = (0..<prefillTokens).map(token)
+        let rssBeforePrefill = Self.statusBytes("VmRSS:") ?? 0
         let prefillRate = try measure(prefillTokens) {
             _ = try engine.forward([ForwardRequest(cache: pcache, tokens: prompt, logits: .last)])
         }
+        // Caches commit memory in blocks as they fill: count what they hold after the prefill.
+        kvPeak = max(kvPeak, cache.byteCount + pcache.byteCount)
+        let rssAfterPrefill = Self.statusBytes("VmRSS:") ?? 0
 
         let ref = Self.reference.first { path.lowercased().contains($0.match) }
         func line(_ label: String, _ m: Measurement, _ refValue: Double?) {
@@ -144,7 +150,10 @@ struct BenchEngineCommand: AsyncParsableCommand {
         } else {
             print("peak RSS: unknown (no /proc/self/status)")
         }
-        print("KV cache: \(cache.byteCount / cache.capacity) bytes per position (f32)")
+        print("KV cache: \(engine.kvType), \(engine.kvBytesPerPosition) bytes per position; the prefill's cache holds "
+              + String(format: "%.1f MB; RSS grew %.1f MB during the prefill (%.1f MB beyond its cache)",
+                       Double(pcache.residentBytes) / 1e6, Double(rssAfterPrefill - rssBeforePrefill) / 1e6,
+                       Double(rssAfterPrefill - rssBeforePrefill - pcache.residentBytes) / 1e6))
         if let ref { print("reference: \(ref.name), llama.cpp CPU 2 threads (models.md)") }
         print("cpu = process CPU time / (wall time x threads) during the measurement: well below 100% means")
         print("other processes took the cores, and the tok/s figures understate the engine by about that factor.")

@@ -42,6 +42,9 @@ struct GenerateCommand: AsyncParsableCommand {
     @Option(help: "Compute threads.")
     var threads = 2
 
+    @Option(name: .customLong("kv-type"), help: "KV cache element type: f16 or f32 [TANDEM_KV_TYPE] (default: \(KVCacheType.default)).")
+    var kvType: String?
+
     @Option(name: .customLong("prefill-chunk"), help: "Prefill in calls of at most this many tokens (0 = one call).")
     var prefillChunk = 0
 
@@ -79,7 +82,7 @@ struct GenerateCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("[prompt ids: \(promptTokens.map(String.init).joined(separator: ","))]\n".utf8))
         }
 
-        let engine = ForwardEngine(model: lm, threads: threads)
+        let engine = ForwardEngine(model: lm, threads: threads, kvType: try KVCacheType(flag: kvType, environment: ProcessInfo.processInfo.environment["TANDEM_KV_TYPE"]))
         let capacity = min(lm.config.contextLength, promptTokens.count + maxTokens)
         let cache = engine.makeCache(capacity: capacity)
         let sampler = Sampler(vocabSize: lm.config.vocabularySize)

@@ -30,6 +30,9 @@ struct PerplexityCommand: AsyncParsableCommand {
     @Option(help: "Compute threads.")
     var threads = 2
 
+    @Option(name: .customLong("kv-type"), help: "KV cache element type: f16 or f32 [TANDEM_KV_TYPE] (default: \(KVCacheType.default)).")
+    var kvType: String?
+
     func run() async throws {
         var logger = Logger(label: "tandem.perplexity")
         logger.logLevel = .warning
@@ -46,7 +49,7 @@ struct PerplexityCommand: AsyncParsableCommand {
         if let maxChunks { nChunks = min(nChunks, maxChunks) }
         print("perplexity: \(tokens.count) tokens, \(nChunks) chunks of \(ctx), add_bos=\(addBOS)")
 
-        let engine = ForwardEngine(model: lm, threads: threads)
+        let engine = ForwardEngine(model: lm, threads: threads, kvType: try KVCacheType(flag: kvType, environment: ProcessInfo.processInfo.environment["TANDEM_KV_TYPE"]))
         let cache = engine.makeCache(capacity: ctx)
         let first = ctx / 2
         let scoreBatch = 64
@@ -76,6 +79,7 @@ struct PerplexityCommand: AsyncParsableCommand {
             fflush(nil)
         }
         print("")
+        print("KV cache: \(engine.kvType)")
         let mean = nll / Double(count)
         let ppl = exp(mean)
         let variance = nll2 / Double(count) - mean * mean

@@ -35,6 +35,9 @@ struct VerifierCommand: AsyncParsableCommand {
     @Option(help: "KV cache memory budget for all sessions, MiB [TANDEM_KV_BUDGET_MB].")
     var kvBudgetMb: Int?
 
+    @Option(name: .customLong("kv-type"), help: "KV cache element type: f16 or f32 [TANDEM_KV_TYPE] (default: \(KVCacheType.default)).")
+    var kvType: String?
+
     @Option(help: "Batch scheduling: firstCome (SLED) or sloAware (earliest deadline first with the batch-time model) [TANDEM_SCHEDULER].")
     var scheduler: String?
 
@@ -55,7 +58,7 @@ struct VerifierCommand: AsyncParsableCommand {
 
             let loaded = try await ModelLoader.load(modelName, logger: logger)
             config.endOfGeneration = loaded.tokenizer.endOfGenerationIDs
-            let engine = ForwardEngine(model: loaded.model, threads: threadCount, logger: logger)
+            let engine = ForwardEngine(model: loaded.model, threads: threadCount, kvType: try KVCacheType(flag: kvType, environment: Setting.optionalString(nil, env: "TANDEM_KV_TYPE")), logger: logger)
             let replicaID = common.resolvedReplicaID(role: "verifier")
             let events = try EventPublisher(context: context, connect: try common.eventsPubEndpoint(), logger: logger)
             let core = VerifierCore(engine: engine, modelName: loaded.name, replicaID: replicaID, configuration: config,

@@ -182,8 +182,8 @@ final class VerifierCore: @unchecked Sendable {
     /// Sessions in `busy` (the batch being built) are never evicted.
     private func allocateCache(_ session: VerifierSession, busy: Set<SessionID> = []) {
         if session.cache == nil {
-            let bytesPerToken = KVCache(config: engine.model.config, capacity: 1).byteCount
-            let needed = bytesPerToken * session.capacity
+            // Caches commit memory in blocks as they fill: a new one soon holds its tokens plus a block.
+            let needed = engine.kvBytesPerPosition * min(session.capacity, session.committed.count + KVCache.blockPositions)
             var used = sessions.values.reduce(0) { $0 + ($1.cache?.byteCount ?? 0) }
             while used + needed > configuration.kvBudgetBytes,
                   let victim = sessions.values.filter({ $0.cache != nil && $0 !== session && !busy.contains($0.id) }).min(by: { $0.lastUsed < $1.lastUsed }) {

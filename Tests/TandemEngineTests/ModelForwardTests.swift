@@ -76,14 +76,16 @@ struct ModelForwardTests {
         return out
     }
 
-    static func checkBatchInvariance(_ model: LanguageModel, _ seqs: [[Int32]]) throws {
-        let engine = ForwardEngine(model: model, threads: 2)
+    /// Every schedule gives the same bits, with caches of `kvType` (f16 caches must be as batch-invariant
+    /// as f32 ones).
+    static func checkBatchInvariance(_ model: LanguageModel, _ seqs: [[Int32]], kvType: KVCacheType = .f32) throws {
+        let engine = ForwardEngine(model: model, threads: 2, kvType: kvType)
         let alone = try oneByOne(engine, seqs)
         let multi = try perSequence(engine, seqs)
         let together = try allTogether(engine, seqs)
         let mixed = try ragged(engine, seqs)
         // A single-threaded engine must agree too (work split across threads must not matter).
-        let single = try allTogether(ForwardEngine(model: model, threads: 1), seqs)
+        let single = try allTogether(ForwardEngine(model: model, threads: 1, kvType: kvType), seqs)
         for i in seqs.indices {
             #expect(alone[i].count == seqs[i].count)
             for p in seqs[i].indices {
@@ -99,22 +101,24 @@ struct ModelForwardTests {
         #expect(Set(first).count > 100)
     }
 
-    @Test func batchInvarianceSmolLM2() throws {
+    @Test(arguments: KVCacheType.allCases)
+    func batchInvarianceSmolLM2(kvType: KVCacheType) throws {
         guard let model = try Self.smolModel() else { return }
-        try Self.checkBatchInvariance(model, Self.sequences)
+        try Self.checkBatchInvariance(model, Self.sequences, kvType: kvType)
     }
 
     /// The draft model: qwen2 with q/k/v biases, NEOX rope, GQA 14/2, and Q4_K/Q5_0/Q6_K/Q8_0 weights.
-    @Test func batchInvarianceQwen05B() throws {
+    @Test(arguments: KVCacheType.allCases)
+    func batchInvarianceQwen05B(kvType: KVCacheType) throws {
         guard let path = TestModels.path("Qwen2.5-Coder-0.5B-Instruct.gguf") else { return }
         let model = try LanguageModel(gguf: GGUFFile(path: path))
         #expect(model.config.architecture == "qwen2" && model.config.ropeLayout == .neox)
         #expect(model.layers[0].bq != nil && !model.config.tiedOutput)
-        try Self.checkBatchInvariance(model, Self.sequences.map { Array($0.prefix(6)) })
+        try Self.checkBatchInvariance(model, Self.sequences.map { Array($0.prefix(6)) }, kvType: kvType)
     }
 
-    @Test(arguments: ["qwen2-Q4_K_M", "llama-Q4_1", "qwen2-Q8_0"])
-    func batchInvarianceSynthetic(name: String) async throws {
+    @Test(arguments: ["qwen2-Q4_K_M", "llama-Q4_1", "qwen2-Q8_0"], KVCacheType.allCases)
+    func batchInvarianceSynthetic(name: String, kvType: KVCacheType) async throws {
         guard await ReferenceStore.shared.pythonReady() else {
             print("SKIPPED batchInvarianceSynthetic(\(name)): python with gguf+numpy is not available")
             return
@@ -124,12 +128,13 @@ struct ModelForwardTests {
         let model = try LanguageModel(gguf: GGUFFile(path: path))
         let v = Int32(model.config.vocabularySize)
         let seqs = Self.sequences.map { $0.map { $0 % v } }
-        try Self.checkBatchInvariance(model, seqs)
+        try Self.checkBatchInvariance(model, seqs, kvType: kvType)
     }
 
-    @Test func kvRollbackReproducesLogits() throws {
+    @Test(arguments: KVCacheType.allCases)
+    func kvRollbackReproducesLogits(kvType: KVCacheType) throws {
         guard let model = try Self.smolModel() else { return }
-        let engine = ForwardEngine(model: model, threads: 2)
+        let engine = ForwardEngine(model: model, threads: 2, kvType: kvType)
         let seq = Self.sequences[0]
         let cache = engine.makeCache(capacity: 32)
         let first = try seq.map { try Self.bits(engine.decode(cache: cache, token: $0)) }
@@ -179,11 +184,12 @@ struct ModelForwardTests {
 
     /// A call longer than `maxTokensPerPass` runs in several passes (prefill chunks first, without logits):
     /// the logits and the caches must be bit-for-bit those of one pass.
-    @Test func passesSplitByTheTokenLimitGiveTheSameLogits() throws {
+    @Test(arguments: KVCacheType.allCases)
+    func passesSplitByTheTokenLimitGiveTheSameLogits(kvType: KVCacheType) throws {
         guard let model = try Self.smolModel() else { return }
         let s = Self.sequences
         func run(maxPass: Int) throws -> (last: [UInt32], all: [[UInt32]], next: [UInt32], counts: [Int]) {
-            let engine = ForwardEngine(model: model, threads: 2)
+            let engine = ForwardEngine(model: model, threads: 2, kvType: kvType)
             engine.maxTokensPerPass = maxPass
             let a = engine.makeCache(capacity: 32), b = engine.makeCache(capacity: 32), c = engine.makeCache(capacity: 32)
             let r = try engine.forward([

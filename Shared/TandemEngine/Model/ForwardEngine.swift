@@ -24,6 +24,8 @@ import Glibc
 public final class ForwardEngine: @unchecked Sendable {
     public let model: LanguageModel
     public let pool: ComputePool
+    /// Element type of the caches `makeCache` creates.
+    public let kvType: KVCacheType
     private let ownsPool: Bool
     private let logger: Logger
 
@@ -50,8 +52,11 @@ public final class ForwardEngine: @unchecked Sendable {
     ///   - model: the model to evaluate.
     ///   - threads: threads used for the kernels (the calling thread included). Ignored when `pool` is given.
     ///   - pool: an existing pool to share (e.g. between a drafter's engines); the engine creates its own otherwise.
-    public init(model: LanguageModel, threads: Int = 2, pool: ComputePool? = nil, logger: Logger = Logger(label: "tandem.engine")) {
+    ///   - kvType: element type of the caches `makeCache` creates (a forward pass accepts caches of either type).
+    public init(model: LanguageModel, threads: Int = 2, pool: ComputePool? = nil, kvType: KVCacheType = .f32,
+                logger: Logger = Logger(label: "tandem.engine")) {
         self.model = model
+        self.kvType = kvType
         self.pool = pool ?? ComputePool(threads: threads)
         self.ownsPool = pool == nil
         self.logger = logger
@@ -68,8 +73,14 @@ public final class ForwardEngine: @unchecked Sendable {
         for b in [tokSeq, tokPos, rowStart, rowCount, logitTokens] { b.free() }
     }
 
-    /// Creates a KV cache for this engine's model.
-    public func makeCache(capacity: Int) -> KVCache { KVCache(config: model.config, capacity: capacity) }
+    /// Creates a KV cache for this engine's model, of the engine's `kvType` unless `type` says otherwise
+    /// (address space for `capacity` positions; memory is committed in blocks as it fills).
+    public func makeCache(capacity: Int, type: KVCacheType? = nil) -> KVCache {
+        KVCache(config: model.config, capacity: capacity, type: type ?? kvType)
+    }
+
+    /// Bytes one cached position takes with this engine's `kvType` (memory budgets).
+    public var kvBytesPerPosition: Int { KVCache.bytesPerPosition(config: model.config, type: kvType) }
 
     /// Convenience for one sequence, one new token: returns the next-token logits (valid until the next call).
     ///
@@ -151,6 +162,8 @@ public final class ForwardEngine: @unchecked Sendable {
             }
         }
         ensureCapacity(tokens: total, logitsRows: nLogits, requests: requests.count, maxLen: maxLen)
+        // Commit the caches' memory for the new positions (a block at a time; nothing when already there).
+        for r in requests { r.cache.commit(upTo: r.cache.count + r.tokens.count) }
 
         // Token table: which request and absolute position each stacked row is.
         var t = 0
@@ -219,8 +232,14 @@ public final class ForwardEngine: @unchecked Sendable {
             VectorOps.applyRotary(q.p + t * QW, heads: NH, headDim: HD, ropeDim: 2 * ropeHalf, cos: c, sin: s, layout: ropeLayout)
             VectorOps.applyRotary(k.p + t * KVW, heads: NKV, headDim: HD, ropeDim: 2 * ropeHalf, cos: c, sin: s, layout: ropeLayout)
             let cache = requests[tokSeq.p[t]].cache
-            (cache.keys(layer: l) + pos * KVW).update(from: k.p + t * KVW, count: KVW)
-            (cache.values(layer: l) + pos * KVW).update(from: v.p + t * KVW, count: KVW)
+            switch cache.type {
+            case .f32:
+                (cache.keys(layer: l) + pos * KVW).update(from: k.p + t * KVW, count: KVW)
+                (cache.values(layer: l) + pos * KVW).update(from: v.p + t * KVW, count: KVW)
+            case .f16:
+                AttentionOps.storeF16(k.p + t * KVW, cache.halfKeys(layer: l) + pos * KVW, count: KVW)
+                AttentionOps.storeF16(v.p + t * KVW, cache.halfValues(layer: l) + pos * KVW, count: KVW)
+            }
         }
         attention(layer: l, requests: requests, nTokens: T)
         matmul(w.wo, att.p, T, tmp.p)
@@ -257,9 +276,23 @@ public final class ForwardEngine: @unchecked Sendable {
                 let n = poss[t] + 1
                 let kvh = h / group
                 let qv = qp + t * QW + h * HD
+                let s = sp + thread * stride
+                let out = ap + t * QW + h * HD
+                if cache.type == .f16 {
+                    let K = cache.halfKeys(layer: l) + kvh * HD
+                    let Vv = cache.halfValues(layer: l) + kvh * HD
+                    let mx = AttentionOps.scoresF16(qv, keys: K, stride: KVW, positions: n, headDim: HD, scale: scale, s)
+                    var sum: Float = 0
+                    for j in 0..<n {
+                        let e = expf(s[j] - mx)
+                        s[j] = e
+                        sum += e
+                    }
+                    AttentionOps.accumulateF16(s, norm: 1 / sum, values: Vv, stride: KVW, positions: n, headDim: HD, out)
+                    return
+                }
                 let K = cache.keys(layer: l) + kvh * HD
                 let Vv = cache.values(layer: l) + kvh * HD
-                let s = sp + thread * stride
                 var mx = -Float.infinity
                 for j in 0..<n {
                     let d = dot(qv, K + j * KVW, HD) * scale
@@ -273,7 +306,6 @@ public final class ForwardEngine: @unchecked Sendable {
                     sum += e
                 }
                 let inv = 1 / sum
-                let out = ap + t * QW + h * HD
                 out.initialize(repeating: 0, count: HD)
                 for j in 0..<n {
                     axpy(s[j] * inv, Vv + j * KVW, out, HD)
