@@ -150,30 +150,42 @@ final class DrafterCore: @unchecked Sendable {
             await report(session, tokens: [], finish: finish)
             return
         }
+        // A round whose verification timed out is sent again as it was (same request id: the verifier
+        // answers the retry with the first request's answer instead of verifying twice).
+        var unanswered: (request: VerifyRequest, draft: DraftOutput)?
+        // Centralized serving (K fixed to 0) is driven from beside the verifier: no device network.
+        let overNetwork = session.start.k != 0
         while !Task.isCancelled {
-            let k = plannedK(session)
             let draft: DraftOutput
-            do {
-                draft = k == 0
-                    ? DraftOutput(tokens: [], distributions: [], seconds: 0, planned: 0)
-                    : try await source.draft(session, k: k)
-            } catch {
-                await report(session, tokens: [], finish: .error, error: "drafting failed: \(error)")
-                return
+            var request: VerifyRequest
+            if let retry = unanswered {
+                request = retry.request
+                draft = retry.draft
+                request.deadline = ServiceClock.nowMillis() + start.slo.tpotMs * Double(draft.tokens.count + 1)
+            } else {
+                let k = plannedK(session)
+                do {
+                    draft = k == 0
+                        ? DraftOutput(tokens: [], distributions: [], seconds: 0, planned: 0)
+                        : try await source.draft(session, k: k)
+                } catch {
+                    await report(session, tokens: [], finish: .error, error: "drafting failed: \(error)")
+                    return
+                }
+                if Task.isCancelled { return }
+                // A K = 0 round over the network lets the verifier decode several tokens per round trip.
+                let steps = draft.tokens.isEmpty && overNetwork ? decodeSteps(session) : nil
+                let n = session.committed.count
+                logger.trace("round", metadata: ["session": "\(id)", "position": "\(n)", "drafted": "\(draft.tokens.count)"])
+                request = VerifyRequest(
+                    session: id, position: n, tokens: draft.tokens, distributions: draft.distributions,
+                    lastToken: session.committed[n - 1],
+                    deadline: ServiceClock.nowMillis() + start.slo.tpotMs * Double(draft.tokens.count + 1),
+                    draftMs: draft.seconds * 1000, k: draft.planned, drafterID: replicaID, draftModel: modelName,
+                    device: device.name, decodeSteps: steps, requestID: UInt64.random(in: 1...UInt64.max))
             }
-            if Task.isCancelled { return }
-            // Centralized serving (K fixed to 0) is driven from beside the verifier: no device network.
-            let overNetwork = session.start.k != 0
-            // A K = 0 round over the network lets the verifier decode several tokens per round trip.
-            let steps = draft.tokens.isEmpty && overNetwork ? decodeSteps(session) : nil
-            let n = session.committed.count
-            logger.trace("round", metadata: ["session": "\(id)", "position": "\(n)", "drafted": "\(draft.tokens.count)"])
-            let request = VerifyRequest(
-                session: id, position: n, tokens: draft.tokens, distributions: draft.distributions,
-                lastToken: session.committed[n - 1],
-                deadline: ServiceClock.nowMillis() + start.slo.tpotMs * Double(draft.tokens.count + 1),
-                draftMs: draft.seconds * 1000, k: draft.planned, drafterID: replicaID, draftModel: modelName,
-                device: device.name, decodeSteps: steps)
+            unanswered = nil
+            let steps = request.decodeSteps
             do {
                 let sent = ContinuousClock.now
                 if overNetwork { await source.transfer(session, bytes: 160 + 12 * draft.tokens.count, up: true) }
@@ -190,6 +202,9 @@ final class DrafterCore: @unchecked Sendable {
                     session.lastNetworkSeconds = max(0, wall - result.timings.queueMs - result.timings.batchMs) / 1000
                 }
                 if await apply(result, draft: draft, to: session) { return }
+            } catch RPCError.remote(let error) where error.code == .deadlineExceeded {
+                // The request waited in the verifier's queue long past its deadline: draft a new round.
+                logger.info("verify request expired; redrafting", metadata: ["session": "\(id)", "why": "\(error.message)"])
             } catch RPCError.remote(let error) where error.code == .contextMismatch || error.code == .unknownSession {
                 logger.info("verifier lost the session; reopening", metadata: ["session": "\(id)", "why": "\(error.message)"])
                 await reopen(session, on: verifier)
@@ -199,6 +214,7 @@ final class DrafterCore: @unchecked Sendable {
             } catch {
                 // Timeout or closed socket: the gateway re-places the session if the verifier died.
                 logger.debug("verify failed; retrying", metadata: ["session": "\(id)", "error": "\(error)"])
+                unanswered = (request, draft)
                 try? await Task.sleep(for: .milliseconds(100))
             }
         }

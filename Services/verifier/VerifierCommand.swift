@@ -41,6 +41,9 @@ struct VerifierCommand: AsyncParsableCommand {
     @Option(help: "Batch scheduling: firstCome (SLED) or sloAware (earliest deadline first with the batch-time model) [TANDEM_SCHEDULER].")
     var scheduler: String?
 
+    @Option(help: "A queued verify request is dropped once its deadline is past by more than this many ms (or twice its window, if larger) [TANDEM_REQUEST_EXPIRY_MS].")
+    var requestExpiryMs: Int?
+
     func run() async throws {
         try await ServiceProcess.run("verifier", logger: "tandem.verifier", common: common) { process in
             let (context, logger) = (process.context, process.logger)
@@ -49,6 +52,8 @@ struct VerifierCommand: AsyncParsableCommand {
             config.maxBatchSequences = try Setting.int(maxBatch, env: "TANDEM_MAX_BATCH", default: config.maxBatchSequences)
             config.batchWindow = .milliseconds(try Setting.int(batchWindowMs, env: "TANDEM_BATCH_WINDOW_MS", default: 2))
             config.kvBudgetBytes = try Setting.int(kvBudgetMb, env: "TANDEM_KV_BUDGET_MB", default: 2048) << 20
+            config.expiryGraceMs = Double(try Setting.int(requestExpiryMs, env: "TANDEM_REQUEST_EXPIRY_MS",
+                                                          default: Int(config.expiryGraceMs)))
             let policyName = Setting.string(scheduler, env: "TANDEM_SCHEDULER", default: "firstCome")
             guard let policy = SLOBatchScheduler.Policy(rawValue: policyName) else {
                 throw ValidationError("unknown scheduler '\(policyName)' (firstCome, sloAware)")

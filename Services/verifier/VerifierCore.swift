@@ -26,6 +26,25 @@ final class VerifierCore: @unchecked Sendable {
         /// Fewest prompt tokens a batch prefills while sessions are being verified, so a new session always
         /// makes progress however tight the running sessions' deadlines are.
         var minPrefillChunk = 16
+        /// A queued verify request is dropped (answered ``ErrorCode/deadlineExceeded``) once its deadline is
+        /// past by more than `expiryFactor` times its window (deadline minus arrival) and at least
+        /// `expiryGraceMs`: its drafter has given up on it, so it must not take a place in a batch.
+        var expiryFactor = 2.0
+        var expiryGraceMs = 5_000.0
+        /// How long the answer to a request id is kept for a retry of that id.
+        var replyRetentionMs = 30_000.0
+    }
+
+    /// What the verifier did with the verify requests it received (health details, tests).
+    struct Counters: Sendable, Equatable {
+        /// Requests verified (each step of a multi-step decode counts once).
+        var verified = 0
+        /// Retries answered with the answer of the request they repeat (no second verification).
+        var duplicates = 0
+        /// Requests dropped because their deadline was long past.
+        var expired = 0
+        /// Requests refused because a field failed validation.
+        var invalid = 0
     }
 
     /// Most tokens one multi-step decode request may ask for.
@@ -48,6 +67,8 @@ final class VerifierCore: @unchecked Sendable {
 
     // Shared with bus handlers.
     private let pending = Mutex<PendingState>(PendingState())
+    private let countersState = Mutex<Counters>(Counters())
+    var counters: Counters { countersState.withLock { $0 } }
 
     struct PendingState {
         var jobs: [VerifyJob] = []
@@ -56,6 +77,27 @@ final class VerifierCore: @unchecked Sendable {
         var prefills: [PrefillJob] = []
         var batchScheduled = false
         var nextID: UInt64 = 0
+        /// Answers (given or coming) by request id, kept `replyRetentionMs` for retries; `replyOrder` is
+        /// their arrival order, pruned from `replyHead`.
+        var replies: [ReplyKey: VerifyReply] = [:]
+        var replyOrder: [(key: ReplyKey, at: Double)] = []
+        var replyHead = 0
+
+        mutating func pruneReplies(olderThan limit: Double) {
+            while replyHead < replyOrder.count, replyOrder[replyHead].at < limit {
+                replies[replyOrder[replyHead].key] = nil
+                replyHead += 1
+            }
+            if replyHead > 1024, replyHead * 2 > replyOrder.count {
+                replyOrder.removeFirst(replyHead)
+                replyHead = 0
+            }
+        }
+    }
+
+    struct ReplyKey: Hashable {
+        let session: SessionID
+        let id: UInt64
     }
 
     struct PrefillJob {
@@ -71,7 +113,8 @@ final class VerifierCore: @unchecked Sendable {
         var request: VerifyRequest
         let arrived: ContinuousClock.Instant
         let arrivedMillis: Double
-        let continuation: CheckedContinuation<WireMessage, Never>
+        /// The answer, shared with retries of the same request id.
+        let continuation: VerifyReply
         /// Tokens decoded by earlier steps of a multi-step decode, answered together at the end.
         var collected: [Int32] = []
         /// When the current step's deadline was set (arrival, then the end of the previous step): each step
@@ -132,10 +175,17 @@ final class VerifierCore: @unchecked Sendable {
             return await enqueue(request)
         case .health:
             return .healthReply(HealthReply(role: .verifier, replicaID: replicaID, uptimeSeconds: 0,
-                                            details: ["model": modelName, "sessions": "\(load.activeSessions)"]))
+                                            details: healthDetails))
         default:
             return nil
         }
+    }
+
+    private var healthDetails: [String: String] {
+        let c = counters
+        return ["model": modelName, "sessions": "\(load.activeSessions)", "verified_requests": "\(c.verified)",
+                "duplicate_requests": "\(c.duplicates)", "expired_requests": "\(c.expired)",
+                "invalid_requests": "\(c.invalid)"]
     }
 
     private func run(_ body: @escaping @Sendable () -> WireMessage) async -> WireMessage {
@@ -210,25 +260,46 @@ final class VerifierCore: @unchecked Sendable {
 
     private func enqueue(_ request: VerifyRequest) async -> WireMessage {
         await withCheckedContinuation { continuation in
-            let (schedule, superseded) = pending.withLock { state -> (Bool, [VerifyJob]) in
-                // A retry supersedes what it repeats: the drafter stopped waiting for the older request,
-                // and two requests of one session must never meet in a batch (they share its KV cache).
+            let (schedule, superseded, answer) = pending.withLock { state -> (Bool, [VerifyJob], WireMessage?) in
+                let now = ServiceClock.nowMillis()
+                state.pruneReplies(olderThan: now - configuration.replyRetentionMs)
+                let key = request.requestID.map { ReplyKey(session: request.session, id: $0) }
+                if let key, let first = state.replies[key] {
+                    // A retry of a request already received (queued, in a batch or answered): it gets the
+                    // first request's answer; the request is verified once.
+                    countersState.withLock { $0.duplicates += 1 }
+                    return (false, [], first.join(continuation))
+                }
+                // A new request of a session supersedes the older one still queued: the drafter stopped
+                // waiting for it, and two requests of one session must never meet in a batch (they share
+                // its KV cache).
                 let superseded = state.jobs.filter { $0.request.session == request.session }
                 if !superseded.isEmpty { state.jobs.removeAll { $0.request.session == request.session } }
                 state.nextID += 1
-                let now = ServiceClock.nowMillis()
+                let reply = VerifyReply(continuation)
+                if let key {
+                    state.replies[key] = reply
+                    state.replyOrder.append((key, now))
+                }
                 state.jobs.append(VerifyJob(id: state.nextID, request: request, arrived: .now, arrivedMillis: now,
-                                            continuation: continuation, stepStartedMillis: now))
-                guard !state.batchScheduled else { return (false, superseded) }
+                                            continuation: reply, stepStartedMillis: now))
+                guard !state.batchScheduled else { return (false, superseded, nil) }
                 state.batchScheduled = true
-                return (true, superseded)
+                return (true, superseded, nil)
             }
             for job in superseded {
                 job.continuation.resume(returning: .error(ErrorReply(
                     code: .invalidArgument, message: "superseded by a newer request of session \(request.session)")))
             }
+            if let answer { continuation.resume(returning: answer) }
             if schedule { scheduleBatch() }
         }
+    }
+
+    /// Whether a queued request's drafter has certainly given up on it (see ``Configuration/expiryFactor``).
+    private func isExpired(_ job: VerifyJob, now: Double) -> Bool {
+        let window = max(0, job.request.deadline - job.stepStartedMillis)
+        return now - job.request.deadline > max(configuration.expiryFactor * window, configuration.expiryGraceMs)
     }
 
     /// Queues a created session's prompt for chunked prefill; answers `session_opened` when it is cached.
@@ -258,7 +329,9 @@ final class VerifierCore: @unchecked Sendable {
     /// Takes the next batch from the pending requests and verifies it (compute thread).
     private func runBatch() {
         let now = ServiceClock.nowMillis()
-        let (jobs, prefills): ([VerifyJob], [PrefillJob]) = pending.withLock { state in
+        let (jobs, prefills, expired): ([VerifyJob], [PrefillJob], [VerifyJob]) = pending.withLock { state in
+            let expired = state.jobs.filter { isExpired($0, now: now) }
+            if !expired.isEmpty { state.jobs.removeAll { isExpired($0, now: now) } }
             let candidates = state.jobs.map { job in
                 PendingVerify(id: job.id, arrival: job.arrivedMillis / 1000, deadline: job.request.deadline / 1000,
                               newTokens: job.request.tokens.count + 1,
@@ -268,7 +341,17 @@ final class VerifierCore: @unchecked Sendable {
             let chosen = Set(selection.indices)
             let taken = selection.indices.map { state.jobs[$0] }
             state.jobs = state.jobs.enumerated().filter { !chosen.contains($0.offset) }.map(\.element)
-            return (taken, state.prefills)
+            return (taken, state.prefills, expired)
+        }
+        if !expired.isEmpty {
+            countersState.withLock { $0.expired += expired.count }
+            logger.info("dropped expired verify requests", metadata: ["count": "\(expired.count)"])
+        }
+        for job in expired {
+            job.continuation.resume(returning: .error(ErrorReply(
+                code: .deadlineExceeded,
+                message: "verify request of session \(job.request.session) expired in the queue: its deadline passed "
+                    + "\(Int(now - job.request.deadline)) ms ago")))
         }
         defer {
             let again = pending.withLock { state -> Bool in
@@ -467,6 +550,7 @@ final class VerifierCore: @unchecked Sendable {
             session.committed.append(contentsOf: outcome.tokens)
             session.cache?.truncate(to: session.committed.count - 1)
             session.rounds += 1
+            countersState.withLock { $0.verified += 1 }
             // A multi-step decode goes back to the queue for its next token, in whichever batch runs next.
             if r.tokens.isEmpty, let steps = r.decodeSteps, steps > 1, let last = outcome.tokens.last,
                !configuration.endOfGeneration.contains(last), session.committed.count + 1 < session.capacity {

@@ -111,10 +111,14 @@ public struct VerifyRequest: Codable, Sendable, Hashable {
     /// joins whichever batch runs next, like centralized serving), stopping early at an end-of-generation
     /// token. Lets a drafter that chose K = 0 pay one network round trip per several tokens. nil = 1.
     public var decodeSteps: Int?
+    /// The drafter's id for this round, unique within the session. A retry of the round (after a timeout)
+    /// carries the same id, and the verifier answers it with the first request's answer instead of
+    /// verifying twice (docs/protocol.md, "Request ids"). nil (older drafters): no de-duplication.
+    public var requestID: UInt64?
 
     public init(session: SessionID, position: Int, tokens: [Int32], distributions: [WireDistribution] = [],
                 lastToken: Int32, deadline: EpochMillis, draftMs: Double, k: Int, drafterID: ReplicaID = "",
-                draftModel: String = "", device: String = "", decodeSteps: Int? = nil) {
+                draftModel: String = "", device: String = "", decodeSteps: Int? = nil, requestID: UInt64? = nil) {
         self.session = session
         self.position = position
         self.tokens = tokens
@@ -127,6 +131,7 @@ public struct VerifyRequest: Codable, Sendable, Hashable {
         self.draftModel = draftModel
         self.device = device
         self.decodeSteps = decodeSteps
+        self.requestID = requestID
     }
 }
 
