@@ -10,9 +10,12 @@ struct AdvisorMeasurements: Sendable, Hashable {
     var batchLatency: [LatencyRow]
     /// Verification time vs K per canonical target name, from the estimator's fitted batch-time model.
     var verifyLines: [String: VerifyTimeModel]
+    /// Alignment of draft variants to targets (`tandem profile --pair --publish`).
+    var alignment: [AlignmentRow]
 
     init(acceptance: [AcceptanceRow] = [], profiles: [ProfileRow] = [], batchLatency: [LatencyRow] = [],
-         verifyLines: [String: VerifyTimeModel] = [:]) {
+         verifyLines: [String: VerifyTimeModel] = [:], alignment: [AlignmentRow] = []) {
+        self.alignment = alignment
         self.acceptance = acceptance
         self.profiles = profiles
         self.batchLatency = batchLatency

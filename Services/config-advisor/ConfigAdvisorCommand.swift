@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import TandemBus
 import TandemService
+import TandemSpeculative
 import TandemWire
 
 /// `config-advisor`: ConfigSpec's profiling-based configuration choice as a service (docs/design.md §10).
@@ -41,6 +42,9 @@ struct ConfigAdvisorCommand: AsyncParsableCommand {
     @Option(help: "Device power while waiting for verification, as a fraction of drafting power; 0 counts drafting energy only as docs/design.md §11 does [TANDEM_ADVISOR_IDLE_POWER_FRACTION, default 0].")
     var idlePowerFraction: Double?
 
+    @Option(help: "Alignment profile JSON (`tandem profile --pair --out`), repeatable: the joint (draft variant, K) choice for drafters that send their device profile.")
+    var alignment: [String] = []
+
     @Flag(inversion: .prefixedNo, help: "Ask the estimator (--estimator) for the target's verification time vs K.")
     var useEstimator = true
 
@@ -62,6 +66,11 @@ struct ConfigAdvisorCommand: AsyncParsableCommand {
         var policy = ConfigAdvisorPolicy()
         policy.kRange = lowK...highK
         policy.idlePowerFraction = idle
+        for file in alignment {
+            do { policy.alignmentFiles += try AlignmentProfile.load(path: file) } catch {
+                throw ValidationError("\(error)")
+            }
+        }
 
         try await ServiceProcess.run("config-advisor", logger: "tandem.config-advisor", common: common,
                                      replica: .configAdvisor) { process in

@@ -33,6 +33,9 @@ struct ConfigAdvisorPolicy: Sendable {
     var minLatencySamples = 5
     /// Device power while waiting for verification, as a fraction of drafting power (0: docs/design.md §11).
     var idlePowerFraction = 0.0
+    /// Alignment profiles read from files (`--alignment`): the joint (draft variant, K) choice for queries
+    /// carrying an edge profile (ConfigAdvisorPolicy+Joint.swift).
+    var alignmentFiles: [AlignmentProfile] = []
 
     /// Where one input of a candidate came from.
     enum Source: String, Sendable, Hashable {

@@ -64,6 +64,16 @@ final class ConfigAdvisorServer: Service, Sendable {
                 if let line = await verifyLines.line(for: target) { measurements.verifyLines[target] = line }
             }
             do {
+                if let joint = try policy.jointRecommend(query, measurements: measurements) {
+                    let r = joint.recommendation
+                    answered.add(1, ordering: .relaxed)
+                    if r.basis == "measured" { measuredAnswers.add(1, ordering: .relaxed) }
+                    logger.debug("joint advice", metadata: [
+                        "device": "\(query.device.name)", "objective": "\(query.objective.rawValue)",
+                        "draft": "\(r.draftModel)", "quantization": "\(r.quantization)", "k": "\(r.k)",
+                        "value": "\(r.objectiveValue)", "basis": "\(r.basis)", "variants": "\(joint.variants.count)"])
+                    return .advice(r)
+                }
                 let decision = try policy.recommend(query, measurements: measurements)
                 let r = decision.recommendation
                 answered.add(1, ordering: .relaxed)
@@ -92,6 +102,8 @@ final class ConfigAdvisorServer: Service, Sendable {
             "answered_measured": String(measuredAnswers.load(ordering: .relaxed)),
             "acceptance_rows": String(measurements.acceptance.count),
             "profile_rows": String(measurements.profiles.count),
+            "alignment_rows": String(measurements.alignment.count),
+            "alignment_files": String(policy.alignmentFiles.count),
             "latency_rows": String(measurements.batchLatency.count),
             "store_fetches": String(await cache.fetches),
             "store_failed_fetches": String(await cache.failedFetches),

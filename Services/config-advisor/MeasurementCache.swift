@@ -14,7 +14,11 @@ actor MeasurementCache {
         var acceptance: [AcceptanceRow]?
         var profiles: [ProfileRow]?
         var batchLatency: [LatencyRow]?
-        init(acceptance: [AcceptanceRow]? = nil, profiles: [ProfileRow]? = nil, batchLatency: [LatencyRow]? = nil) {
+        /// Optional part: a store without the `alignment` query leaves it nil without failing the round.
+        var alignment: [AlignmentRow]?
+        init(acceptance: [AcceptanceRow]? = nil, profiles: [ProfileRow]? = nil, batchLatency: [LatencyRow]? = nil,
+             alignment: [AlignmentRow]? = nil) {
+            self.alignment = alignment
             self.acceptance = acceptance
             self.profiles = profiles
             self.batchLatency = batchLatency
@@ -32,6 +36,7 @@ actor MeasurementCache {
     private var acceptance = Part<[AcceptanceRow]>(value: [], at: nil)
     private var profiles = Part<[ProfileRow]>(value: [], at: nil)
     private var latency = Part<[LatencyRow]>(value: [], at: nil)
+    private var alignment = Part<[AlignmentRow]>(value: [], at: nil)
     private var fetchedAt: ContinuousClock.Instant?
     private var inFlight: Task<Void, Never>?
     /// Fetch rounds, and rounds in which at least one answer failed (health).
@@ -69,7 +74,8 @@ actor MeasurementCache {
     }
 
     private var current: AdvisorMeasurements {
-        AdvisorMeasurements(acceptance: acceptance.value, profiles: profiles.value, batchLatency: latency.value)
+        AdvisorMeasurements(acceptance: acceptance.value, profiles: profiles.value, batchLatency: latency.value,
+                            alignment: alignment.value)
     }
 
     private func apply(_ fetched: Fetched, at now: ContinuousClock.Instant) {
@@ -78,6 +84,7 @@ actor MeasurementCache {
         update(&acceptance, with: fetched.acceptance, now: now)
         update(&profiles, with: fetched.profiles, now: now)
         update(&latency, with: fetched.batchLatency, now: now)
+        update(&alignment, with: fetched.alignment, now: now)
         fetchedAt = now
         inFlight = nil
     }

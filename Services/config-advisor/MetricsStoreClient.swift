@@ -21,8 +21,9 @@ struct MetricsStoreClient: Sendable {
         async let acceptance = query(.acceptance)
         async let profiles = query(.profiles)
         async let latency = query(.batchLatency)
+        async let alignment = query(.alignment)
         return MeasurementCache.Fetched(acceptance: await acceptance?.acceptance, profiles: await profiles?.profiles,
-                                        batchLatency: await latency?.latency)
+                                        batchLatency: await latency?.latency, alignment: await alignment?.alignment)
     }
 
     private func query(_ kind: MetricsQueryKind) async -> MetricsResult? {

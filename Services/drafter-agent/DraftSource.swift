@@ -8,6 +8,8 @@ protocol DraftSource: Sendable {
     var modelName: String { get }
     var quantization: String { get }
     var contextLength: Int { get }
+    /// Token ids the source accepts (`0..<vocabularySize`); messages with others are refused before use.
+    var vocabularySize: Int { get }
     /// Drafting work waiting (for heartbeats).
     var backlog: Int { get }
     /// Devices this source drafts for (nil: the process is one device, named by its profile).

@@ -41,6 +41,11 @@ final class DrafterCore: @unchecked Sendable {
     private let profile = Mutex<(tokens: Int, seconds: Double, rounds: Int)>((0, 0, 0))
     /// The verifiers' batch cost as this drafter observes it (from every verification's timings).
     private let verifierCost = Mutex<VerifierCostModel>(VerifierCostModel())
+    private let invalidMessages = Atomic<Int>(0)
+
+    /// Messages refused because a field failed validation (session starts, and verify results that do not
+    /// answer what was asked).
+    var invalidMessageCount: Int { invalidMessages.load(ordering: .relaxed) }
 
     init(source: any DraftSource, device: DeviceProfile, replicaID: ReplicaID, configuration: Configuration,
          context: BusContext, events: EventPublisher?, logger: Logger) {
@@ -86,18 +91,19 @@ final class DrafterCore: @unchecked Sendable {
             return .ack(Ack())
         case .health:
             return .healthReply(HealthReply(role: .drafter, replicaID: replicaID, uptimeSeconds: 0,
-                                            details: ["model": modelName, "sessions": "\(load.activeSessions)"]))
+                                            details: ["model": modelName, "sessions": "\(load.activeSessions)",
+                                                      "invalid_messages": "\(invalidMessageCount)"]))
         default:
             return nil
         }
     }
 
     private func startSession(_ start: SessionStart) -> WireMessage {
-        guard !start.promptTokens.isEmpty else {
-            return .error(ErrorReply(code: .invalidArgument, message: "session_start needs a non-empty prompt"))
-        }
-        guard start.maxTokens >= 1 else {
-            return .error(ErrorReply(code: .invalidArgument, message: "max_tokens must be at least 1"))
+        let limits = WireLimits(vocabularySize: source.vocabularySize, contextLength: source.contextLength)
+        if let problem = start.problem(limits) {
+            invalidMessages.add(1, ordering: .relaxed)
+            logger.warning("refused an invalid session_start", metadata: ["session": "\(start.session)", "problem": "\(problem)"])
+            return .error(ErrorReply(code: .invalidArgument, message: problem))
         }
         let fixed = start.k ?? (configuration.dynamic ? nil : effectiveDefaultK)
         var controllerConfig = SpeculationController.Configuration(
@@ -196,6 +202,13 @@ final class DrafterCore: @unchecked Sendable {
                     continue
                 }
                 if Task.isCancelled { return }
+                if let problem = result.problem(session: id, position: request.position, drafted: draft.tokens.count,
+                                                maxTokens: source.contextLength - request.position,
+                                                vocabularySize: source.vocabularySize) {
+                    invalidMessages.add(1, ordering: .relaxed)
+                    await report(session, tokens: [], finish: .error, error: "verifier sent an invalid result: \(problem)")
+                    return
+                }
                 // Everything but the verifier's queue and batch: network and bus (the planner's round trip).
                 if steps == nil {
                     let wall = ServiceClock.millis(since: sent)

@@ -37,6 +37,8 @@ final class EmulatedDraftSource: DraftSource, @unchecked Sendable {
     var modelName: String { index.trace.draftModel }
     var quantization: String { "trace" }
     var contextLength: Int { index.trace.contextLength }
+    /// Nothing is computed from token ids here (they are only looked up in the trace): any id is accepted.
+    var vocabularySize: Int { Int(Int32.max) }
     var backlog: Int { 0 }
     var attributes: [String: String] {
         ["draft_source": "emulated", "trace": tracePath, "profile": profile.name, "profile_source": profile.source]

@@ -31,6 +31,7 @@ final class ModelDraftSource: DraftSource, @unchecked Sendable {
     }
 
     var contextLength: Int { engine.model.config.contextLength }
+    var vocabularySize: Int { engine.model.config.vocabularySize }
     var backlog: Int { compute.backlog }
     var attributes: [String: String] { ["draft_source": "model"] }
 

@@ -24,6 +24,8 @@ extension EventStore {
             MetricsResult(kind: .eventCounts, eventCounts: try await eventCounts(since: query.since))
         case .profiles:
             MetricsResult(kind: .profiles, profiles: try await profiles(since: query.since))
+        case .alignment:
+            MetricsResult(kind: .alignment, alignment: try await alignment(since: query.since))
         }
     }
 
@@ -139,6 +141,37 @@ extension EventStore {
                            samples: row["n"], draftTokensPerSecond: row["tps"], powerWatts: row["watts"])
             }
         }
+    }
+
+    /// Per (draft model, quantization, target model): the latest alignment measured (any device: alignment
+    /// depends on the models, not on the machine; the speed is that machine's) and how many were stored.
+    func alignment(since: EpochMillis?) async throws -> [AlignmentRow] {
+        try await read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT *, (SELECT COUNT(*) FROM alignment_events b
+                           WHERE b.draft_model = a.draft_model AND b.quantization = a.quantization
+                             AND b.target_model = a.target_model AND (:since IS NULL OR b.at >= :since)) AS n
+                FROM alignment_events a
+                WHERE (:since IS NULL OR at >= :since) AND event_id = (
+                    SELECT c.event_id FROM alignment_events c
+                    WHERE c.draft_model = a.draft_model AND c.quantization = a.quantization
+                      AND c.target_model = a.target_model AND (:since IS NULL OR c.at >= :since)
+                    ORDER BY c.at DESC, c.event_id DESC LIMIT 1)
+                ORDER BY draft_model, quantization, target_model
+                """, arguments: ["since": since]).map { row in
+                AlignmentRow(
+                    device: row["device"], draftModel: row["draft_model"], quantization: row["quantization"],
+                    targetModel: row["target_model"], samples: row["n"], perPosition: Self.numbers(row["per_position"]),
+                    sampledPerPosition: Self.numbers(row["sampled_per_position"]), temperature: row["temperature"],
+                    klDivergence: row["kl_divergence"], perplexity: row["perplexity"], positions: row["positions"],
+                    draftTokensPerSecond: row["draft_tokens_per_second"], at: row["at"])
+            }
+        }
+    }
+
+    /// `[0.5,0.25]` (as written by the insert) back to numbers.
+    static func numbers(_ text: String) -> [Double] {
+        text.filter { $0 != "[" && $0 != "]" && $0 != " " }.split(separator: ",").compactMap { Double($0) }
     }
 
     /// Total stored events (all kinds).

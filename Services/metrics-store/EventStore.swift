@@ -78,6 +78,17 @@ final class EventStore: Sendable {
                                             power_watts, at) VALUES (?, ?, ?, ?, ?, ?, ?)
                 """).execute(arguments: [id, e.device, e.draftModel, e.quantization, e.draftTokensPerSecond,
                                          e.powerWatts, e.at])
+            if let a = e.alignment {
+                func list(_ v: [Double]) -> String { "[" + v.map { String($0) }.joined(separator: ",") + "]" }
+                try db.cachedStatement(sql: """
+                    INSERT INTO alignment_events (event_id, device, draft_model, quantization, target_model, per_position,
+                                                  sampled_per_position, temperature, kl_divergence, perplexity, positions,
+                                                  draft_tokens_per_second, at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """).execute(arguments: [id, e.device, e.draftModel, e.quantization, a.targetModel, list(a.perPosition),
+                                             list(a.sampledPerPosition), a.temperature, a.klDivergence, a.perplexity,
+                                             a.positions, e.draftTokensPerSecond, e.at])
+            }
         }
     }
 

@@ -88,6 +88,27 @@ enum StoreSchema {
                 CREATE INDEX profile_events_key ON profile_events(device, draft_model, quantization);
                 """)
         }
+        // Draft/target alignment carried by profile events from `tandem profile --pair` (docs/alignment.md).
+        migrator.registerMigration("v2-alignment") { db in
+            try db.execute(sql: """
+                CREATE TABLE alignment_events (
+                    event_id INTEGER PRIMARY KEY REFERENCES events(id),
+                    device TEXT NOT NULL,
+                    draft_model TEXT NOT NULL,
+                    quantization TEXT NOT NULL,
+                    target_model TEXT NOT NULL,
+                    per_position TEXT NOT NULL,
+                    sampled_per_position TEXT NOT NULL,
+                    temperature REAL NOT NULL,
+                    kl_divergence REAL NOT NULL,
+                    perplexity REAL NOT NULL,
+                    positions INTEGER NOT NULL,
+                    draft_tokens_per_second REAL NOT NULL,
+                    at REAL NOT NULL
+                );
+                CREATE INDEX alignment_events_key ON alignment_events(draft_model, quantization, target_model, at);
+                """)
+        }
         return migrator
     }
 }

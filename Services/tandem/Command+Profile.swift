@@ -19,10 +19,15 @@ import TandemWire
 ///
 /// Build with `-c release` on the device; a debug build still runs the optimized kernels and engine
 /// (they are compiled with -O even in debug), so its figures are close but not equal.
-struct ProfileCommand: ParsableCommand {
+///
+/// With `--pair DRAFT... TARGET` it measures draft/target alignment instead (Command+ProfilePair.swift,
+/// docs/alignment.md).
+struct ProfileCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "profile",
-        abstract: "Measure this machine as a drafting device and write a device profile (JSON).")
+        abstract: "Measure this machine as a drafting device (device profile), or draft/target alignment (--pair).")
+
+    @OptionGroup var pairOptions: ProfilePairOptions
 
     @Option(help: "Draft model: catalog name, cached file name, or path to a GGUF file.")
     var model = ModelLoader.defaultDraft
@@ -70,7 +75,11 @@ struct ProfileCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() async throws {
+        if !pairOptions.pair.isEmpty {
+            try await runPair()
+            return
+        }
         var logger = Logger(label: "tandem.profile")
         logger.logLevel = .warning
         let report = try measure(logger: logger)

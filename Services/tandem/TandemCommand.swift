@@ -18,6 +18,7 @@ struct TandemCommand: AsyncParsableCommand {
             QuantizeCommand.self,
             BenchCommand.self,
             ProfileCommand.self,
+            AdviseCommand.self,
             FleetCommand.self,
         ]
     )

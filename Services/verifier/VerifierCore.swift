@@ -172,6 +172,7 @@ final class VerifierCore: @unchecked Sendable {
                 return .ack(Ack())
             }
         case .verify(let request):
+            if let refusal = refuse(request.problem(limits)) { return refusal }
             return await enqueue(request)
         case .health:
             return .healthReply(HealthReply(role: .verifier, replicaID: replicaID, uptimeSeconds: 0,
@@ -179,6 +180,20 @@ final class VerifierCore: @unchecked Sendable {
         default:
             return nil
         }
+    }
+
+    /// What a message is checked against before use (``VerifyRequest/problem(_:)``).
+    private var limits: WireLimits {
+        WireLimits(vocabularySize: engine.model.config.vocabularySize, contextLength: engine.model.config.contextLength,
+                   maxDecodeSteps: Self.maxDecodeSteps)
+    }
+
+    /// The error reply for an invalid message (counted), or nil when `problem` is nil.
+    private func refuse(_ problem: String?) -> WireMessage? {
+        guard let problem else { return nil }
+        countersState.withLock { $0.invalid += 1 }
+        logger.debug("refused an invalid message", metadata: ["problem": "\(problem)"])
+        return .error(ErrorReply(code: .invalidArgument, message: problem))
     }
 
     private var healthDetails: [String: String] {
@@ -206,19 +221,8 @@ final class VerifierCore: @unchecked Sendable {
     /// Validates and creates the session and its cache (compute thread); returns the refusal, or nil when
     /// the session now waits for its prefill.
     private func open(_ open: SessionOpen) -> WireMessage? {
-        let contextLength = engine.model.config.contextLength
-        guard !open.tokens.isEmpty else {
-            return .error(ErrorReply(code: .invalidArgument, message: "session_open needs at least one token"))
-        }
-        let capacity = min(contextLength, max(open.capacity, open.tokens.count + 16))
-        guard open.tokens.count <= capacity else {
-            return .error(ErrorReply(code: .invalidArgument,
-                                     message: "\(open.tokens.count) tokens exceed the model's context of \(contextLength)"))
-        }
-        let vocabulary = engine.model.config.vocabularySize
-        if let bad = open.tokens.first(where: { $0 < 0 || Int($0) >= vocabulary }) {
-            return .error(ErrorReply(code: .invalidArgument, message: "token id \(bad) is outside the vocabulary (0..<\(vocabulary))"))
-        }
+        if let refusal = refuse(open.problem(limits)) { return refusal }
+        let capacity = min(engine.model.config.contextLength, max(open.capacity, open.tokens.count + 16))
         let session = VerifierSession(open: open, capacity: capacity)
         sessions[open.session] = session
         touch(session)
@@ -434,22 +438,8 @@ final class VerifierCore: @unchecked Sendable {
                     code: .invalidArgument, message: "session \(r.session) would exceed its capacity of \(session.capacity) tokens")))
                 continue
             }
-            if let steps = r.decodeSteps, !(1...Self.maxDecodeSteps).contains(steps) {
-                job.continuation.resume(returning: .error(ErrorReply(
-                    code: .invalidArgument, message: "decode_steps must be in 1...\(Self.maxDecodeSteps)")))
-                continue
-            }
-            let vocabulary = engine.model.config.vocabularySize
-            if let bad = ([r.lastToken] + r.tokens).first(where: { $0 < 0 || Int($0) >= vocabulary }) {
-                job.continuation.resume(returning: .error(ErrorReply(
-                    code: .invalidArgument, message: "token id \(bad) is outside the vocabulary (0..<\(vocabulary))")))
-                continue
-            }
-            guard r.distributions.isEmpty || r.distributions.count == r.tokens.count else {
-                job.continuation.resume(returning: .error(ErrorReply(
-                    code: .invalidArgument, message: "\(r.distributions.count) distributions for \(r.tokens.count) draft tokens")))
-                continue
-            }
+            // Fields were validated on arrival (``VerifyRequest/problem(_:)``); what depends on the session is
+            // checked here.
             if session.mode == .exact && !session.params.isGreedy && r.distributions.count != r.tokens.count {
                 job.continuation.resume(returning: .error(ErrorReply(
                     code: .invalidArgument, message: "exact mode needs one draft distribution per draft token")))

@@ -18,9 +18,16 @@ public struct BatchEvent: Codable, Sendable, Hashable {
     /// Prompt tokens prefilled in this batch (chunked prefill rides along with verification), counted in
     /// `tokensPerSequence` too; nil when none.
     public var prefillTokens: Int?
+    /// Tokens the verifier proposed by prompt lookup (n-gram) for K = 0 steps in this batch (counted in
+    /// `tokensPerSequence`), and how many were accepted; nil when none.
+    public var lookupProposed: Int?
+    public var lookupAccepted: Int?
+    /// Requests in this batch the scheduler predicted would miss their deadline (served best effort); nil when none.
+    public var late: Int?
     public init(verifierID: ReplicaID, model: String, sequences: Int, tokensPerSequence: [Int],
                 contextLengths: [Int], wallMs: Double, predictedMs: Double? = nil, at: EpochMillis,
-                prefill: Bool? = nil, prefillTokens: Int? = nil) {
+                prefill: Bool? = nil, prefillTokens: Int? = nil, lookupProposed: Int? = nil,
+                lookupAccepted: Int? = nil, late: Int? = nil) {
         self.verifierID = verifierID
         self.model = model
         self.sequences = sequences
@@ -31,6 +38,9 @@ public struct BatchEvent: Codable, Sendable, Hashable {
         self.at = at
         self.prefill = prefill
         self.prefillTokens = prefillTokens
+        self.lookupProposed = lookupProposed
+        self.lookupAccepted = lookupAccepted
+        self.late = late
     }
 }
 
@@ -110,14 +120,44 @@ public struct ProfileEvent: Codable, Sendable, Hashable {
     public var draftTokensPerSecond: Double
     public var powerWatts: Double
     public var at: EpochMillis
+    /// Draft/target alignment measured with this speed (`tandem profile --pair`, docs/alignment.md); nil for
+    /// a speed-only profile. Optional so that events from older publishers still decode.
+    public var alignment: Alignment?
+
+    /// What `tandem profile --pair` measured for (draft model, target model).
+    public struct Alignment: Codable, Sendable, Hashable {
+        public var targetModel: String
+        /// Conditional greedy acceptance per draft position.
+        public var perPosition: [Double]
+        /// Conditional sampled acceptance `Σ min(p, q)` per draft position, at `temperature`.
+        public var sampledPerPosition: [Double]
+        public var temperature: Double
+        /// Mean D(target || draft), nats, and the draft's perplexity on the target's outputs.
+        public var klDivergence: Double
+        public var perplexity: Double
+        /// Target tokens scored.
+        public var positions: Int
+        public init(targetModel: String, perPosition: [Double], sampledPerPosition: [Double], temperature: Double,
+                    klDivergence: Double, perplexity: Double, positions: Int) {
+            self.targetModel = targetModel
+            self.perPosition = perPosition
+            self.sampledPerPosition = sampledPerPosition
+            self.temperature = temperature
+            self.klDivergence = klDivergence
+            self.perplexity = perplexity
+            self.positions = positions
+        }
+    }
+
     public init(device: String, draftModel: String, quantization: String, draftTokensPerSecond: Double,
-                powerWatts: Double, at: EpochMillis) {
+                powerWatts: Double, at: EpochMillis, alignment: Alignment? = nil) {
         self.device = device
         self.draftModel = draftModel
         self.quantization = quantization
         self.draftTokensPerSecond = draftTokensPerSecond
         self.powerWatts = powerWatts
         self.at = at
+        self.alignment = alignment
     }
 }
 

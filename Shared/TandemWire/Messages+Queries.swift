@@ -46,11 +46,17 @@ public struct AdvisorQuery: Codable, Sendable, Hashable {
     public var targetModel: String
     /// Draft models the device can run (empty: the advisor's known candidates).
     public var candidates: [String]
-    public init(device: DeviceProfile, objective: Objective, targetModel: String, candidates: [String] = []) {
+    /// The device's measured profile (`tandem profile`): with it the advisor chooses over (draft variant, K)
+    /// from alignment profiles, per K draft times, RTT and joules/token (docs/alignment.md). Optional, so
+    /// queries from older drafters still decode and get the per-token-speed answer.
+    public var edgeProfile: EdgeDeviceProfile?
+    public init(device: DeviceProfile, objective: Objective, targetModel: String, candidates: [String] = [],
+                edgeProfile: EdgeDeviceProfile? = nil) {
         self.device = device
         self.objective = objective
         self.targetModel = targetModel
         self.candidates = candidates
+        self.edgeProfile = edgeProfile
     }
 }
 
@@ -84,6 +90,8 @@ public enum MetricsQueryKind: String, Codable, Sendable, CaseIterable, Hashable 
     case eventCounts = "event_counts"
     /// Drafting speed/power profiles per (device, draft model).
     case profiles
+    /// Draft/target alignment per (draft model, quantization, target model), latest measurement.
+    case alignment
 }
 
 public struct MetricsQuery: Codable, Sendable, Hashable {
@@ -176,6 +184,43 @@ public struct ProfileRow: Codable, Sendable, Hashable {
     }
 }
 
+/// The latest `tandem profile --pair` measurement of one (draft model, quantization, target model).
+public struct AlignmentRow: Codable, Sendable, Hashable {
+    /// The machine that measured it (its speed is that machine's).
+    public var device: String
+    public var draftModel: String
+    public var quantization: String
+    public var targetModel: String
+    /// Alignment events stored for this key.
+    public var samples: Int
+    /// Conditional acceptance per draft position, greedy and sampled (at `temperature`).
+    public var perPosition: [Double]
+    public var sampledPerPosition: [Double]
+    public var temperature: Double
+    public var klDivergence: Double
+    public var perplexity: Double
+    public var positions: Int
+    public var draftTokensPerSecond: Double
+    public var at: EpochMillis
+    public init(device: String, draftModel: String, quantization: String, targetModel: String, samples: Int,
+                perPosition: [Double], sampledPerPosition: [Double], temperature: Double, klDivergence: Double,
+                perplexity: Double, positions: Int, draftTokensPerSecond: Double, at: EpochMillis) {
+        self.device = device
+        self.draftModel = draftModel
+        self.quantization = quantization
+        self.targetModel = targetModel
+        self.samples = samples
+        self.perPosition = perPosition
+        self.sampledPerPosition = sampledPerPosition
+        self.temperature = temperature
+        self.klDivergence = klDivergence
+        self.perplexity = perplexity
+        self.positions = positions
+        self.draftTokensPerSecond = draftTokensPerSecond
+        self.at = at
+    }
+}
+
 /// The metrics-store's answer; exactly the array matching the query kind is filled.
 public struct MetricsResult: Codable, Sendable, Hashable {
     public var kind: MetricsQueryKind
@@ -184,8 +229,12 @@ public struct MetricsResult: Codable, Sendable, Hashable {
     public var sessions: [SessionLatencyRow]
     public var profiles: [ProfileRow]
     public var eventCounts: [String: Int]
+    /// Filled for `alignment` (optional: answers from older stores lack it).
+    public var alignment: [AlignmentRow]?
     public init(kind: MetricsQueryKind, acceptance: [AcceptanceRow] = [], latency: [LatencyRow] = [],
-                sessions: [SessionLatencyRow] = [], profiles: [ProfileRow] = [], eventCounts: [String: Int] = [:]) {
+                sessions: [SessionLatencyRow] = [], profiles: [ProfileRow] = [], eventCounts: [String: Int] = [:],
+                alignment: [AlignmentRow]? = nil) {
+        self.alignment = alignment
         self.kind = kind
         self.acceptance = acceptance
         self.latency = latency

@@ -23,11 +23,11 @@ struct MetricsStoreQueryTests {
     func migrations() async throws {
         try await withStore { store, path in
             #expect(try await store.journalMode() == "wal")
-            #expect(try await store.appliedMigrations() == ["v1-events"])
+            #expect(try await store.appliedMigrations() == ["v1-events", "v2-alignment"])
             try await store.append(S.stored([S.round(k: 2, accepted: [true, false])]))
             // Opening the same file again (as a restart does) applies nothing and keeps the data.
             let again = try EventStore(path: path)
-            #expect(try await again.appliedMigrations() == ["v1-events"])
+            #expect(try await again.appliedMigrations() == ["v1-events", "v2-alignment"])
             #expect(try await again.totalEvents() == 1)
             try again.closeBlocking()
             // Running the migrator on an up-to-date database is a no-op as well.
