@@ -34,4 +34,16 @@ struct Frontend: Sendable {
         created = Int((try? FileManager.default.attributesOfItem(atPath: url.path)[.modificationDate] as? Date)??
             .timeIntervalSince1970 ?? 0)
     }
+
+    /// A frontend from parts already in memory (in-process tests use a small byte-level tokenizer):
+    /// the model is served under `modelName` only.
+    init(modelName: String, tokenizer: Tokenizer, chatTemplate: ChatTemplate, contextLength: Int, created: Int = 0) {
+        self.modelName = modelName
+        servedNames = [modelName]
+        self.tokenizer = tokenizer
+        self.chatTemplate = chatTemplate
+        self.contextLength = contextLength
+        vocabularySize = tokenizer.vocabularySize
+        self.created = created
+    }
 }

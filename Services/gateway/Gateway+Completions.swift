@@ -131,7 +131,8 @@ extension Gateway {
         }
         let ttft = f.sloTtftMs ?? frontend.slo.ttftMs
         let tpot = f.sloTpotMs ?? frontend.slo.tpotMs
-        guard ttft > 0, tpot > 0 else { throw GatewayError.invalid("SLO targets must be positive", param: "slo_tpot_ms") }
+        guard ttft > 0 else { throw GatewayError.invalid("slo_ttft_ms must be positive", param: "slo_ttft_ms") }
+        guard tpot > 0 else { throw GatewayError.invalid("slo_tpot_ms must be positive", param: "slo_tpot_ms") }
         let seed = f.seed.map { UInt64(bitPattern: $0) } ?? UInt64.random(in: 0...UInt64.max)
         return GenerationRequest(
             promptTokens: promptTokens,

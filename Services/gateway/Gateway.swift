@@ -8,8 +8,11 @@ import TandemService
 import TandemTelemetry
 import TandemWire
 
-/// Ties the gateway's parts together: registry, control socket, session manager, HTTP routes.
+/// Ties the gateway's parts together: registry, control socket, session manager; its extensions
+/// hold the HTTP route handlers (`Gateway+Completions.swift`, `Gateway+Operational.swift`), which
+/// `buildRouter` (`Gateway+Build.swift`) mounts.
 final class Gateway: Service, Sendable {
+    let settings: Settings
     let registry: Registry
     let control: ControlServer
     let sessions: SessionManager
@@ -17,17 +20,34 @@ final class Gateway: Service, Sendable {
     let metrics: PrometheusCollectorRegistry
     let logger: Logger
 
-    init(context: BusContext, controlBind: String, policy: Registry.Policy, frontend: Frontend, maxSessions: Int,
-         sessionInactivityTimeout: Duration = .seconds(120), events: EventPublisher?,
+    /// What the gateway is configured with, read from flags and environment by `GatewayCommand`
+    /// (tests set it directly). The served model's limits and defaults live in ``Frontend``.
+    struct Settings: Sendable {
+        /// HTTP listen host and port (0 picks a free port; the bound one is in the READY line).
+        var httpHost = "127.0.0.1"
+        var httpPort = 0
+        /// Where the control ROUTER binds (`tcp://127.0.0.1:*` picks a free port).
+        var controlBind = "tcp://127.0.0.1:*"
+        var policy = Registry.Policy()
+        /// Concurrent sessions admitted before answering 429.
+        var maxSessions = 64
+        /// A session with no accepted token report for this long ends with a 504.
+        var sessionInactivityTimeout: Duration = .seconds(120)
+    }
+
+    /// Binds the control socket and creates the registry and session manager. The HTTP side is built
+    /// separately by ``buildApplication(gateway:onServerRunning:)``, which runs this gateway as a service.
+    init(context: BusContext, settings: Settings, frontend: Frontend, events: EventPublisher?,
          metrics: PrometheusCollectorRegistry, logger: Logger) throws {
-        self.registry = Registry(policy: policy, logger: logger)
+        self.settings = settings
+        self.registry = Registry(policy: settings.policy, logger: logger)
         self.frontend = frontend
         self.metrics = metrics
         self.logger = logger
-        self.control = try ControlServer(context: context, bind: controlBind, registry: registry, logger: logger)
+        self.control = try ControlServer(context: context, bind: settings.controlBind, registry: registry, logger: logger)
         let sessions = SessionManager(registry: registry, control: control, events: events,
                                       tokenizer: frontend.tokenizer, modelName: frontend.modelName,
-                                      maxSessions: maxSessions, inactivityTimeout: sessionInactivityTimeout,
+                                      maxSessions: settings.maxSessions, inactivityTimeout: settings.sessionInactivityTimeout,
                                       logger: logger)
         self.sessions = sessions
         control.reportHandler.install { report in await sessions.receive(report) }
@@ -49,14 +69,6 @@ final class Gateway: Service, Sendable {
             }
         }
         await control.endpoint.close()
-    }
-
-    func makeRouter() -> Router<BasicRequestContext> {
-        let router = Router()
-        if let key = frontend.apiKey { router.add(middleware: APIKeyMiddleware(key: key, gateway: self)) }
-        addOperationalRoutes(to: router)
-        addCompletionRoutes(to: router)
-        return router
     }
 }
 

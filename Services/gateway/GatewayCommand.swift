@@ -52,49 +52,54 @@ struct GatewayCommand: AsyncParsableCommand {
     var sloTpotMs: Double?
 
     func run() async throws {
-        let registry = TelemetryBootstrap.bootstrap(label: "gateway", level: common.resolvedLogLevel())
+        let metrics = TelemetryBootstrap.bootstrap(label: "gateway", level: common.resolvedLogLevel())
         try await ServiceProcess.run(logger: "tandem.gateway", common: common) { process in
-            let (context, logger) = (process.context, process.logger)
-            let policy = Registry.Policy(
-                heartbeatIntervalMs: try Setting.int(heartbeatMs, env: "TANDEM_HEARTBEAT_MS", default: 500),
-                missedHeartbeatsAllowed: try Setting.int(missedHeartbeats, env: "TANDEM_MISSED_HEARTBEATS", default: 3))
-            let (host, port) = try Self.parseHostPort(
-                Setting.string(httpBind, env: "TANDEM_HTTP_BIND", default: DefaultEndpoints.gatewayHTTP))
-            let control = try BusAddress.resolve(flag: controlBind, env: "TANDEM_CONTROL_BIND",
-                                                 default: DefaultEndpoints.gatewayControl)
-
-            var frontend = try Frontend(
-                model: Setting.string(model, env: "TANDEM_TARGET_MODEL", default: ModelLoader.defaultTarget), logger: logger)
-            frontend.apiKey = Setting.optionalString(apiKey, env: "TANDEM_API_KEY")
-            frontend.defaultMode = Setting.string(defaultMode, env: "TANDEM_DEFAULT_MODE", default: "coupled")
-            guard ["coupled", "exact", "centralized"].contains(frontend.defaultMode) else {
-                throw ValidationError("default mode must be coupled, exact or centralized")
-            }
-            frontend.slo = SLO(ttftMs: try Setting.double(sloTtftMs, env: "TANDEM_SLO_TTFT_MS", default: 2000),
-                               tpotMs: try Setting.double(sloTpotMs, env: "TANDEM_SLO_TPOT_MS", default: 150))
-            let inactivity = try Setting.double(sessionInactivityTimeout, env: "TANDEM_SESSION_INACTIVITY_TIMEOUT",
-                                                default: 120)
-            guard inactivity > 0, inactivity.isFinite else {
-                throw ValidationError("session inactivity timeout must be a positive number of seconds")
-            }
-            let events = try EventPublisher(context: context, connect: try common.eventsPubEndpoint(), logger: logger)
             let gateway = try Gateway(
-                context: context, controlBind: control, policy: policy, frontend: frontend,
-                maxSessions: try Setting.int(maxSessions, env: "TANDEM_MAX_SESSIONS", default: 64),
-                sessionInactivityTimeout: .milliseconds(Int64((inactivity * 1000).rounded())), events: events,
-                metrics: registry, logger: logger)
-            let app = Application(
-                router: gateway.makeRouter(),
-                configuration: .init(address: .hostname(host, port: port), serverName: "tandem-gateway"),
-                onServerRunning: { channel in
-                    let bound = channel.localAddress?.port ?? port
-                    // One parseable line for `tandem up` and tests.
-                    ReadyLine.announce(["http": "http://\(host):\(bound)",
-                                        "control": gateway.control.endpoint.boundEndpoint ?? control])
-                },
-                logger: logger)
-            try await process.run([app, gateway])
+                context: process.context, settings: try settings(), frontend: try frontend(logger: process.logger),
+                events: try EventPublisher(context: process.context, connect: try common.eventsPubEndpoint(),
+                                           logger: process.logger),
+                metrics: metrics, logger: process.logger)
+            let app = buildApplication(gateway: gateway) { port in
+                // One parseable line for `tandem up` and tests.
+                ReadyLine.announce(["http": "http://\(gateway.settings.httpHost):\(port)",
+                                    "control": gateway.control.endpoint.boundEndpoint ?? gateway.settings.controlBind])
+            }
+            try await process.run([app])
         }
+    }
+
+    /// The gateway's settings from flags and environment.
+    func settings() throws -> Gateway.Settings {
+        var settings = Gateway.Settings()
+        (settings.httpHost, settings.httpPort) = try Self.parseHostPort(
+            Setting.string(httpBind, env: "TANDEM_HTTP_BIND", default: DefaultEndpoints.gatewayHTTP))
+        settings.controlBind = try BusAddress.resolve(flag: controlBind, env: "TANDEM_CONTROL_BIND",
+                                                      default: DefaultEndpoints.gatewayControl)
+        settings.policy = Registry.Policy(
+            heartbeatIntervalMs: try Setting.int(heartbeatMs, env: "TANDEM_HEARTBEAT_MS", default: 500),
+            missedHeartbeatsAllowed: try Setting.int(missedHeartbeats, env: "TANDEM_MISSED_HEARTBEATS", default: 3))
+        settings.maxSessions = try Setting.int(maxSessions, env: "TANDEM_MAX_SESSIONS", default: 64)
+        let inactivity = try Setting.double(sessionInactivityTimeout, env: "TANDEM_SESSION_INACTIVITY_TIMEOUT",
+                                            default: 120)
+        guard inactivity > 0, inactivity.isFinite else {
+            throw ValidationError("session inactivity timeout must be a positive number of seconds")
+        }
+        settings.sessionInactivityTimeout = .milliseconds(Int64((inactivity * 1000).rounded()))
+        return settings
+    }
+
+    /// The served model's tokenizer and limits, and the request defaults, from flags and environment.
+    func frontend(logger: Logger) throws -> Frontend {
+        var frontend = try Frontend(
+            model: Setting.string(model, env: "TANDEM_TARGET_MODEL", default: ModelLoader.defaultTarget), logger: logger)
+        frontend.apiKey = Setting.optionalString(apiKey, env: "TANDEM_API_KEY")
+        frontend.defaultMode = Setting.string(defaultMode, env: "TANDEM_DEFAULT_MODE", default: "coupled")
+        guard ["coupled", "exact", "centralized"].contains(frontend.defaultMode) else {
+            throw ValidationError("default mode must be coupled, exact or centralized")
+        }
+        frontend.slo = SLO(ttftMs: try Setting.double(sloTtftMs, env: "TANDEM_SLO_TTFT_MS", default: 2000),
+                           tpotMs: try Setting.double(sloTpotMs, env: "TANDEM_SLO_TPOT_MS", default: 150))
+        return frontend
     }
 
     static func parseHostPort(_ text: String) throws -> (String, Int) {

@@ -189,12 +189,23 @@ struct ModelList: Encodable, Sendable {
     var data: [Model]
 }
 
+/// `{"error": {"message", "type", "param", "code"}}`. `param` and `code` are always present (null when
+/// unset), as OpenAI sends them: clients written against OpenAI read them without checking for the key.
 struct OpenAIErrorBody: Encodable, Sendable {
     struct Detail: Encodable, Sendable {
         var message: String
         var type: String
         var param: String?
         var code: String?
+
+        func encode(to encoder: any Encoder) throws {
+            enum Keys: String, CodingKey { case message, type, param, code }
+            var c = encoder.container(keyedBy: Keys.self)
+            try c.encode(message, forKey: .message)
+            try c.encode(type, forKey: .type)
+            try c.encode(param, forKey: .param)
+            try c.encode(code, forKey: .code)
+        }
     }
     var error: Detail
 }
