@@ -42,6 +42,8 @@ final class DrafterCore: @unchecked Sendable {
     /// The verifiers' batch cost as this drafter observes it (from every verification's timings).
     private let verifierCost = Mutex<VerifierCostModel>(VerifierCostModel())
     private let invalidMessages = Atomic<Int>(0)
+    /// Newest placement epoch per session: a start or close of an abandoned placement is refused.
+    let fence = EpochFence()
 
     /// Messages refused because a field failed validation (session starts, and verify results that do not
     /// answer what was asked).
@@ -86,6 +88,7 @@ final class DrafterCore: @unchecked Sendable {
         case .sessionStart(let start):
             return startSession(start)
         case .sessionClose(let close):
+            guard fence.admit(close.session, epoch: close.epoch) else { return .ack(Ack()) }
             let entry = sessions.withLock { $0.removeValue(forKey: close.session) }
             entry?.task.cancel()
             return .ack(Ack())
@@ -104,6 +107,10 @@ final class DrafterCore: @unchecked Sendable {
             invalidMessages.add(1, ordering: .relaxed)
             logger.warning("refused an invalid session_start", metadata: ["session": "\(start.session)", "problem": "\(problem)"])
             return .error(ErrorReply(code: .invalidArgument, message: problem))
+        }
+        guard fence.admit(start.session, epoch: start.epoch) else {
+            logger.info("refused a session_start of an older placement", metadata: ["session": "\(start.session)"])
+            return .error(.staleEpoch(start.session, epoch: start.epoch, newest: fence.newest(start.session)))
         }
         let fixed = start.k ?? (configuration.dynamic ? nil : effectiveDefaultK)
         var controllerConfig = SpeculationController.Configuration(
@@ -189,6 +196,7 @@ final class DrafterCore: @unchecked Sendable {
                     deadline: ServiceClock.nowMillis() + start.slo.tpotMs * Double(draft.tokens.count + 1),
                     draftMs: draft.seconds * 1000, k: draft.planned, drafterID: replicaID, draftModel: modelName,
                     device: device.name, decodeSteps: steps, requestID: UInt64.random(in: 1...UInt64.max))
+                request.epoch = start.epoch
             }
             unanswered = nil
             let steps = request.decodeSteps
@@ -215,6 +223,13 @@ final class DrafterCore: @unchecked Sendable {
                     session.lastNetworkSeconds = max(0, wall - result.timings.queueMs - result.timings.batchMs) / 1000
                 }
                 if await apply(result, draft: draft, to: session) { return }
+            } catch RPCError.remote(let error) where error.code == .staleEpoch {
+                // The gateway placed the session again (with another drafter): this placement is over.
+                logger.info("session placed elsewhere; stopping", metadata: ["session": "\(id)", "why": "\(error.message)"])
+                sessions.withLock { table in
+                    if table[id]?.session === session { table[id] = nil }
+                }
+                return
             } catch RPCError.remote(let error) where error.code == .deadlineExceeded {
                 // The request waited in the verifier's queue long past its deadline: draft a new round.
                 logger.info("verify request expired; redrafting", metadata: ["session": "\(id)", "why": "\(error.message)"])
@@ -311,8 +326,9 @@ final class DrafterCore: @unchecked Sendable {
     }
 
     private func report(_ session: DrafterSession, tokens: [Int32], finish: FinishReason?, error: String? = nil) async {
-        let report = TokenReport(session: session.start.session, offset: session.reported, tokens: tokens,
+        var report = TokenReport(session: session.start.session, offset: session.reported, tokens: tokens,
                                  finish: finish, error: error, stats: session.stats)
+        report.epoch = session.start.epoch
         session.reported += tokens.count
         guard let agent = control.withLock({ $0 }) else { return }
         do {
@@ -329,9 +345,10 @@ final class DrafterCore: @unchecked Sendable {
 
     private func reopen(_ session: DrafterSession, on verifier: BusEndpoint) async {
         let s = session.start
-        let open = SessionOpen(session: s.session, tokens: session.committed, promptLength: session.promptLength,
+        var open = SessionOpen(session: s.session, tokens: session.committed, promptLength: session.promptLength,
                                sampling: s.sampling, mode: s.mode, slo: s.slo,
                                capacity: session.promptLength + s.maxTokens + configuration.maxK + 2)
+        open.epoch = s.epoch
         do {
             _ = try await verifier.call(.sessionOpen(open), timeout: .seconds(60))
         } catch {

@@ -63,6 +63,9 @@ final class GatewaySession: @unchecked Sendable {
     var lastActivity: ContinuousClock.Instant = .now
     /// Being placed or re-placed: the replicas are not expected to report yet (placement has its own timeouts).
     var placing = true
+    /// Placement epoch: incremented each time the session is (re)placed and carried by every session message,
+    /// so replicas and this gateway refuse messages of an abandoned placement (docs/protocol.md).
+    var epoch: UInt64 = 0
     var finished = false
     var decoder: StreamingDecoder
     /// Finds stop strings in the decoded text and holds back what may begin one.
@@ -117,6 +120,13 @@ final class GatewaySession: @unchecked Sendable {
         }
         let last = stopMatcher.append(decoder.finish())
         return (last.text + stopMatcher.finish(), last.stopped)
+    }
+
+    /// The `session_close` of the current placement.
+    func closeMessage(_ reason: String) -> WireMessage {
+        var close = SessionClose(session: id, reason: reason)
+        close.epoch = epoch
+        return .sessionClose(close)
     }
 
     var ttftMs: Double? { firstTokenAt.map { ($0 - arrived).milliseconds } }

@@ -87,6 +87,7 @@ actor SessionManager {
                 session.verifierEndpoint = v.registration.endpoint ?? ""
                 session.drafter = d.registration.replicaID
             }
+            session.epoch += 1
             do {
                 try await openOnVerifier(session)
             } catch {
@@ -102,7 +103,7 @@ actor SessionManager {
             } catch {
                 failedDrafters.insert(session.drafter)
                 lastError = error
-                try? await control.post(.sessionClose(SessionClose(session: session.id, reason: "placement retry")),
+                try? await control.post(session.closeMessage("placement retry"),
                                         replica: session.verifier)
             }
         }
@@ -142,8 +143,10 @@ actor SessionManager {
         let open = SessionOpen(session: session.id, tokens: r.promptTokens + session.generated,
                                promptLength: r.promptTokens.count, sampling: r.sampling, mode: r.mode, slo: r.slo,
                                capacity: r.promptTokens.count + r.maxTokens + 16)
+        var fenced = open
+        fenced.epoch = session.epoch
         do {
-            let reply = try await callWhileAlive(.sessionOpen(open), replica: session.verifier, role: .verifier,
+            let reply = try await callWhileAlive(.sessionOpen(fenced), replica: session.verifier, role: .verifier,
                                                  timeout: .seconds(120))
             guard case .sessionOpened = reply else { throw GatewayError.internalError("verifier answered \(reply.kind)") }
         } catch let error as GatewayError {
@@ -182,10 +185,11 @@ actor SessionManager {
 
     private func startOnDrafter(_ session: GatewaySession) async throws(GatewayError) {
         let r = session.request
-        let start = SessionStart(session: session.id, promptTokens: r.promptTokens, generated: session.generated,
+        var start = SessionStart(session: session.id, promptTokens: r.promptTokens, generated: session.generated,
                                  sampling: r.sampling, maxTokens: r.maxTokens, stop: r.stop, slo: r.slo, mode: r.mode,
                                  verifierID: session.verifier, verifierEndpoint: session.verifierEndpoint, k: r.k,
                                  arrivedAt: session.arrivedMillis, device: session.device)
+        start.epoch = session.epoch
         do {
             let reply = try await control.call(.sessionStart(start), replica: session.drafter, timeout: .seconds(3))
             guard case .ack = reply else { throw GatewayError.internalError("drafter answered \(reply.kind)") }
@@ -200,6 +204,12 @@ actor SessionManager {
 
     func receive(_ report: TokenReport) async {
         guard let session = sessions[report.session], !session.finished else { return }
+        // A report of an abandoned placement (a drafter declared dead that still runs) is not history.
+        if let epoch = report.epoch, epoch < session.epoch {
+            logger.debug("token report of an older placement; ignoring",
+                         metadata: ["session": "\(session.id)", "epoch": "\(epoch)", "current": "\(session.epoch)"])
+            return
+        }
         // Drop what the history already has (retries, a replaced drafter's late reports).
         let skip = session.generated.count - report.offset
         guard skip >= 0, skip <= report.tokens.count else {
@@ -285,7 +295,7 @@ actor SessionManager {
     }
 
     private func closeEverywhere(_ session: GatewaySession) async {
-        let close = WireMessage.sessionClose(SessionClose(session: session.id, reason: "finished"))
+        let close = session.closeMessage("finished")
         try? await control.post(close, replica: session.drafter)
         try? await control.post(close, replica: session.verifier)
     }
@@ -315,6 +325,10 @@ actor SessionManager {
         for session in affected where !session.finished {
             failovers.increment()
             session.placing = true
+            // A new placement: messages of the old one are refused from now on, and the replica declared
+            // dead (it may only be slow or paused) is told to close the session.
+            session.epoch += 1
+            try? await control.post(session.closeMessage("placed elsewhere"), replica: id)
             defer {
                 session.placing = false
                 session.lastActivity = .now

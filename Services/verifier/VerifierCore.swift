@@ -67,6 +67,8 @@ final class VerifierCore: @unchecked Sendable {
 
     // Shared with bus handlers.
     private let pending = Mutex<PendingState>(PendingState())
+    /// Newest placement epoch per session: messages of an abandoned placement are refused.
+    let fence = EpochFence()
     private let countersState = Mutex<Counters>(Counters())
     var counters: Counters { countersState.withLock { $0 } }
 
@@ -160,12 +162,15 @@ final class VerifierCore: @unchecked Sendable {
     func handle(_ message: WireMessage) async -> WireMessage? {
         switch message {
         case .sessionOpen(let open):
+            guard fence.admit(open.session, epoch: open.epoch) else { return stale(open.session, open.epoch) }
             // The session is created at once; its prompt is prefilled in chunks inside the coming batches
             // (docs/fleet.md, "Chunked prefill"), and the answer waits for the last chunk.
             let refused = await run { self.open(open) ?? .ack(Ack()) }
             guard case .ack = refused else { return refused }
             return await enqueuePrefill(open.session)
         case .sessionClose(let close):
+            // A close from an abandoned placement must not end the session its new placement runs.
+            guard fence.admit(close.session, epoch: close.epoch) else { return .ack(Ack()) }
             return await run {
                 self.sessions[close.session] = nil
                 self.refreshLoad()
@@ -173,6 +178,7 @@ final class VerifierCore: @unchecked Sendable {
             }
         case .verify(let request):
             if let refusal = refuse(request.problem(limits)) { return refusal }
+            guard fence.admit(request.session, epoch: request.epoch) else { return stale(request.session, request.epoch) }
             return await enqueue(request)
         case .health:
             return .healthReply(HealthReply(role: .verifier, replicaID: replicaID, uptimeSeconds: 0,
@@ -186,6 +192,12 @@ final class VerifierCore: @unchecked Sendable {
     private var limits: WireLimits {
         WireLimits(vocabularySize: engine.model.config.vocabularySize, contextLength: engine.model.config.contextLength,
                    maxDecodeSteps: Self.maxDecodeSteps)
+    }
+
+    /// The refusal of a message from an abandoned placement.
+    private func stale(_ session: SessionID, _ epoch: UInt64?) -> WireMessage {
+        logger.info("refused a message of an older placement", metadata: ["session": "\(session)", "epoch": "\(epoch ?? 0)"])
+        return .error(.staleEpoch(session, epoch: epoch, newest: fence.newest(session)))
     }
 
     /// The error reply for an invalid message (counted), or nil when `problem` is nil.
@@ -419,6 +431,11 @@ final class VerifierCore: @unchecked Sendable {
             guard inBatch.insert(r.session).inserted else {
                 job.continuation.resume(returning: .error(ErrorReply(
                     code: .invalidArgument, message: "session \(r.session) already has a request in this batch")))
+                continue
+            }
+            // The session was placed again while this request waited.
+            guard fence.isCurrent(r.session, epoch: r.epoch) else {
+                job.continuation.resume(returning: stale(r.session, r.epoch))
                 continue
             }
             guard let session = sessions[r.session] else {

@@ -120,6 +120,8 @@ public enum ErrorCode: String, Codable, Sendable, Hashable {
     case deadlineExceeded = "deadline_exceeded"
     case notFound = "not_found"
     case invalidArgument = "invalid_argument"
+    /// The message belongs to an abandoned placement of its session (an older placement epoch).
+    case staleEpoch = "stale_epoch"
     case `internal`
 }
 

@@ -20,6 +20,9 @@ public struct SessionStart: Codable, Sendable, Hashable {
     public var arrivedAt: EpochMillis
     /// The hosted device that drafts this session (see ``Registration/devices``); nil: the drafter's own.
     public var device: String?
+    /// The gateway's placement epoch of the session (docs/protocol.md, "Placement epochs"): a replica refuses
+    /// a message older than the newest it has seen for the session. nil (older peers): unfenced.
+    public var epoch: UInt64? = nil
 
     public init(session: SessionID, promptTokens: [Int32], generated: [Int32] = [], sampling: WireSampling,
                 maxTokens: Int, stop: [String] = [], slo: SLO = SLO(), mode: VerificationMode = .coupled,
@@ -52,6 +55,9 @@ public struct SessionOpen: Codable, Sendable, Hashable {
     public var slo: SLO
     /// Most tokens the session can reach (prompt + max new tokens + draft slack): sizes its KV cache.
     public var capacity: Int
+    /// The gateway's placement epoch of the session (docs/protocol.md, "Placement epochs"): a replica refuses
+    /// a message older than the newest it has seen for the session. nil (older peers): unfenced.
+    public var epoch: UInt64? = nil
 
     public init(session: SessionID, tokens: [Int32], promptLength: Int, sampling: WireSampling,
                 mode: VerificationMode, slo: SLO = SLO(), capacity: Int) {
@@ -80,6 +86,9 @@ public struct SessionOpened: Codable, Sendable, Hashable {
 public struct SessionClose: Codable, Sendable, Hashable {
     public var session: SessionID
     public var reason: String
+    /// The gateway's placement epoch of the session (docs/protocol.md, "Placement epochs"): a replica refuses
+    /// a message older than the newest it has seen for the session. nil (older peers): unfenced.
+    public var epoch: UInt64? = nil
     public init(session: SessionID, reason: String) {
         self.session = session
         self.reason = reason
@@ -115,6 +124,9 @@ public struct VerifyRequest: Codable, Sendable, Hashable {
     /// carries the same id, and the verifier answers it with the first request's answer instead of
     /// verifying twice (docs/protocol.md, "Request ids"). nil (older drafters): no de-duplication.
     public var requestID: UInt64?
+    /// The gateway's placement epoch of the session (docs/protocol.md, "Placement epochs"): a replica refuses
+    /// a message older than the newest it has seen for the session. nil (older peers): unfenced.
+    public var epoch: UInt64? = nil
 
     public init(session: SessionID, position: Int, tokens: [Int32], distributions: [WireDistribution] = [],
                 lastToken: Int32, deadline: EpochMillis, draftMs: Double, k: Int, drafterID: ReplicaID = "",
@@ -218,6 +230,9 @@ public struct TokenReport: Codable, Sendable, Hashable {
     /// Human-readable reason when `finish == .error`.
     public var error: String?
     public var stats: RoundStats
+    /// The gateway's placement epoch of the session (docs/protocol.md, "Placement epochs"): a replica refuses
+    /// a message older than the newest it has seen for the session. nil (older peers): unfenced.
+    public var epoch: UInt64? = nil
     public init(session: SessionID, offset: Int, tokens: [Int32], finish: FinishReason? = nil, error: String? = nil,
                 stats: RoundStats = RoundStats()) {
         self.session = session

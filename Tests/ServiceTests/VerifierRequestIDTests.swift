@@ -90,7 +90,10 @@ struct VerifierRequestIDTests {
         }
         #expect(a == b)
         #expect(a.tokens.count == steps)
-        #expect(core.counters.verified == steps)
+        // One verification per step at most (fewer when the verifier's own prompt lookup accepts several
+        // tokens in one step): the retry added none.
+        #expect(core.counters.verified <= steps)
+        #expect(core.counters.duplicates == 1)
     }
 
     @Test func aRequestWithoutAnIDIsNotDeduplicated() async throws {
