@@ -7,19 +7,31 @@ import TandemWire
 /// The gateway's `control` ROUTER: registrations, heartbeats, status queries, and the messages
 /// replicas send about sessions (token reports). Requests *to* replicas (session start/open/close)
 /// go out through the same socket, addressed by replica id.
+///
+/// Liveness never waits for session work: the socket's handler only records heartbeats in the registry and
+/// queues token reports, which one task of their own applies in arrival order. A gateway busy with reports
+/// (or a slow session manager) therefore cannot make a live replica miss its heartbeats.
 final class ControlServer: Sendable {
     let endpoint: BusEndpoint
     let registry: Registry
     private let logger: Logger
     /// Where token reports go (the session manager, set once it exists).
     let reportHandler = ReportSink()
+    /// Token reports waiting for the report task, in arrival order.
+    private let reportQueue: AsyncStream<TokenReport>.Continuation
 
     init(context: BusContext, bind: String, registry: Registry, logger: Logger) throws {
         self.endpoint = try BusEndpoint.router(context: context, bind: bind, logger: logger)
         self.registry = registry
         self.logger = logger
         let reportHandler = self.reportHandler
-        // Serial: token reports of a session must be applied in the order they were sent.
+        let (reports, reportQueue) = AsyncStream<TokenReport>.makeStream()
+        self.reportQueue = reportQueue
+        // Token reports of a session must be applied in the order they were sent: one task applies them all.
+        Task {
+            for await report in reports { await reportHandler.handler?(report) }
+        }
+        // Serial and never blocked by session work: heartbeats are recorded as they arrive.
         try endpoint.serve(logger: logger, concurrency: .serial) { envelope, incoming in
             let now = ServiceClock.nowMillis()
             switch envelope.message {
@@ -32,13 +44,15 @@ final class ControlServer: Sendable {
             case .health:
                 return .healthReply(HealthReply(role: .gateway, replicaID: "gateway", uptimeSeconds: 0))
             case .tokens(let report):
-                await reportHandler.handler?(report)
+                reportQueue.yield(report)
                 return nil
             default:
                 return nil
             }
         }
     }
+
+    deinit { reportQueue.finish() }
 
     /// Sends a request to a registered replica (by its id, which is its DEALER identity).
     func call(_ message: WireMessage, replica: ReplicaID, timeout: Duration) async throws -> WireMessage {
