@@ -65,9 +65,8 @@ struct GatewayHTTPTests {
         }
     }
 
-    /// What `ServingTests.badInputGetsOpenAIStyleErrorsAndTheGatewayKeepsServing` checked through a
-    /// whole cluster, and more: each bad request gets its exact status and error, and the gateway keeps
-    /// serving afterwards.
+    /// Each bad request gets its exact status and OpenAI error, and the gateway keeps serving afterwards.
+    /// (This was a process test that started a whole cluster, in `ServingTests`.)
     @Test func badInputGetsOpenAIStyleErrorsAndTheGatewayKeepsServing() async throws {
         let g = try InProcessGateway(contextLength: 64, maxBodyBytes: 1 << 20)
         try await g.addVerifier("v1")
@@ -130,6 +129,32 @@ struct GatewayHTTPTests {
             #expect(models.status == .ok && (models.json?["data"] as? [Any])?.count == 1)
             let metrics = try await client.get("/metrics")
             #expect(metrics.status == .ok && metrics.text.contains("tandem_spec_decode_num_draft_tokens"))
+        }
+    }
+
+    /// The frontend as `GatewayCommand` makes it, from a GGUF file (the synthetic target model): the
+    /// model answers to its name, file name and path, and its context length bounds prompts.
+    @Test func aFrontendFromAGGUFFileServesItsNamesAndContext() async throws {
+        let pair = try await SyntheticPair.make()
+        let g = try InProcessGateway(model: pair.target)
+        let file = URL(fileURLWithPath: pair.target)
+        let stem = file.deletingPathExtension().lastPathComponent
+        #expect(g.gateway.frontend.modelName == stem)
+        #expect(g.gateway.frontend.contextLength == 2048)
+        try await g.test { client in
+            let models = try await client.get("/v1/models")
+            #expect((models.json?["data"] as? [[String: Any]])?.map { $0["id"] as? String } == [stem])
+            expectError(try await client.post("/v1/completions", ["prompt": [Int32](repeating: 72, count: 2100)]),
+                        .contentTooLarge, code: "context_length_exceeded", param: "messages", "prompt longer than the context")
+            expectError(try await client.post("/v1/completions", ["prompt": [72], "max_tokens": 2048]),
+                        .badRequest, param: "max_tokens", "max_tokens past the context")
+            expectError(try await client.post("/v1/completions", ["prompt": [72], "model": "gpt-17"]),
+                        .notFound, code: "model_not_found", param: "model", "unknown model")
+            // Every served name passes validation and reaches placement (no replicas here: 503).
+            for name in [stem, file.lastPathComponent, pair.target] {
+                expectError(try await client.post("/v1/completions", ["prompt": [72], "model": name]),
+                            .serviceUnavailable, type: "server_error", code: "no_capacity", param: nil, "model \(name)")
+            }
         }
     }
 

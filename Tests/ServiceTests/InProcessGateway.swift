@@ -35,13 +35,17 @@ final class InProcessGateway: Sendable {
     /// - Parameters:
     ///   - contextLength: the served model's context (small, so "prompt too long" is cheap to provoke).
     ///   - maxBodyBytes: the request body limit (413 above it).
-    init(apiKey: String? = nil, contextLength: Int = 256, maxBodyBytes: Int = 4 << 20, maxSessions: Int = 4) throws {
+    ///   - model: a GGUF file to take the frontend from, as the gateway command does (default: the
+    ///     byte-level vocabulary, served as ``modelName``; fake drafters report in that vocabulary).
+    init(model: String? = nil, apiKey: String? = nil, contextLength: Int = 256, maxBodyBytes: Int = 4 << 20,
+         maxSessions: Int = 4) throws {
         let logger = Logger(label: "test.gateway")
         context = try BusContext()
         let vocabulary = try GatewaySessionTests.Vocabulary([])
         self.vocabulary = vocabulary
-        var frontend = Frontend(modelName: Self.modelName, tokenizer: vocabulary.tokenizer,
-                                chatTemplate: try ChatTemplate(templateSource: nil), contextLength: contextLength)
+        var frontend = try model.map { try Frontend(model: $0, logger: logger) }
+            ?? Frontend(modelName: Self.modelName, tokenizer: vocabulary.tokenizer,
+                        chatTemplate: try ChatTemplate(templateSource: nil), contextLength: contextLength)
         frontend.apiKey = apiKey
         frontend.maxBodyBytes = maxBodyBytes
         var settings = Gateway.Settings()
