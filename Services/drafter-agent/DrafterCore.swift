@@ -24,6 +24,10 @@ final class DrafterCore: @unchecked Sendable {
         var verifyTimeout: Duration = .seconds(10)
         /// Largest support of the truncated draft distribution sent in `exact` mode.
         var draftSupport = SpeculativeDrafter.defaultMaxSupport
+        /// How long a token report waits for the gateway's acknowledgement.
+        var reportTimeout: Duration = .seconds(2)
+        /// Attempts to deliver a session's final report (earlier ones are repaired by the next report).
+        var finalReportAttempts = 5
     }
 
     let source: any DraftSource
@@ -37,6 +41,8 @@ final class DrafterCore: @unchecked Sendable {
     private let sessions = Mutex<[SessionID: (session: DrafterSession, task: Task<Void, Never>)]>([:])
     private let verifiers = Mutex<[String: BusEndpoint]>([:])
     private let control = Mutex<ControlAgent?>(nil)
+    /// Where token reports go instead of the control agent (an in-process gateway, a lossy path in tests).
+    private let reportTransport = Mutex<(@Sendable (TokenReport) async throws -> Void)?>(nil)
     private let advisedK = Atomic<Int>(0)
     private let profile = Mutex<(tokens: Int, seconds: Double, rounds: Int)>((0, 0, 0))
     /// The verifiers' batch cost as this drafter observes it (from every verification's timings).
@@ -63,6 +69,11 @@ final class DrafterCore: @unchecked Sendable {
     var modelName: String { source.modelName }
 
     func attach(_ agent: ControlAgent) { control.withLock { $0 = agent } }
+
+    /// Sends token reports through `transport` (it throws when a report was not delivered).
+    func setReportTransport(_ transport: @escaping @Sendable (TokenReport) async throws -> Void) {
+        reportTransport.withLock { $0 = transport }
+    }
 
     /// K recommended by the config-advisor (0 = none yet).
     func setAdvisedK(_ k: Int) { advisedK.store(k, ordering: .relaxed) }
@@ -325,22 +336,49 @@ final class DrafterCore: @unchecked Sendable {
         return generated.count >= session.start.maxTokens ? .length : nil
     }
 
+    /// Reports `tokens` (and everything generated since the last report the gateway acknowledged: a lost
+    /// report is repaired by the next, and the gateway drops what it already has). A report counts as
+    /// delivered only once acknowledged; the final one, which no later report repairs, is retried.
     private func report(_ session: DrafterSession, tokens: [Int32], finish: FinishReason?, error: String? = nil) async {
-        var report = TokenReport(session: session.start.session, offset: session.reported, tokens: tokens,
-                                 finish: finish, error: error, stats: session.stats)
-        report.epoch = session.start.epoch
         session.reported += tokens.count
-        guard let agent = control.withLock({ $0 }) else { return }
-        do {
-            try await agent.endpoint.post(.tokens(report))
-        } catch {
-            logger.warning("token report failed", metadata: ["session": "\(session.start.session)", "error": "\(error)"])
+        let base = session.promptLength
+        for attempt in 1...max(1, configuration.finalReportAttempts) {
+            var report = TokenReport(
+                session: session.start.session, offset: session.confirmed,
+                tokens: Array(session.committed[(base + session.confirmed)..<(base + session.reported)]),
+                finish: finish, error: error, stats: session.stats)
+            report.epoch = session.start.epoch
+            do {
+                guard try await deliver(report) else { break }
+                session.confirmed = report.offset + report.tokens.count
+                break
+            } catch {
+                logger.warning("token report not acknowledged", metadata: [
+                    "session": "\(session.start.session)", "unconfirmed": "\(report.tokens.count)", "error": "\(error)"])
+                guard finish != nil, !Task.isCancelled else { break }
+                try? await Task.sleep(for: .milliseconds(100 * attempt))
+            }
         }
         if finish != nil {
             sessions.withLock { table in
                 if table[session.start.session]?.session === session { table[session.start.session] = nil }
             }
         }
+    }
+
+    /// Sends one report and waits for the gateway's acknowledgement; false when there is nowhere to send it.
+    private func deliver(_ report: TokenReport) async throws -> Bool {
+        if let transport = reportTransport.withLock({ $0 }) {
+            try await transport(report)
+            return true
+        }
+        guard let agent = control.withLock({ $0 }) else { return false }
+        do {
+            _ = try await agent.endpoint.call(.tokens(report), timeout: configuration.reportTimeout)
+        } catch RPCError.remote(let error) where error.code == .unexpectedKind {
+            // A gateway from before acknowledged reports: it took the report but has no answer for it.
+        }
+        return true
     }
 
     private func reopen(_ session: DrafterSession, on verifier: BusEndpoint) async {

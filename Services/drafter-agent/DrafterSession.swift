@@ -14,8 +14,10 @@ final class DrafterSession: @unchecked Sendable {
     var fed: [Int32] = []
     var controller: SpeculationController
     var stats = RoundStats()
-    /// Generated tokens already reported to the gateway.
+    /// Generated tokens already reported to the gateway (sent, or to be sent again with the next report).
     var reported: Int
+    /// Generated tokens the gateway acknowledged: each report carries everything after this.
+    var confirmed: Int
     /// Time of the last verification round outside the verifier's queue and batch (network, bus).
     var lastNetworkSeconds: Double = 0
 
@@ -30,6 +32,7 @@ final class DrafterSession: @unchecked Sendable {
         self.committed = start.promptTokens + start.generated
         self.controller = controller
         self.reported = start.generated.count
+        self.confirmed = start.generated.count
     }
 }
 

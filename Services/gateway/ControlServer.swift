@@ -45,7 +45,8 @@ final class ControlServer: Sendable {
                 return .healthReply(HealthReply(role: .gateway, replicaID: "gateway", uptimeSeconds: 0))
             case .tokens(let report):
                 reportQueue.yield(report)
-                return nil
+                // The acknowledgement the drafter waits for before it counts the report as delivered.
+                return .ack(Ack())
             default:
                 return nil
             }
