@@ -294,6 +294,8 @@ final class DrafterCore: @unchecked Sendable {
         session.stats.rounds += 1
         session.stats.drafted += draft.tokens.count
         session.stats.accepted += result.accepted
+        session.stats.lookupProposed += result.lookupProposed ?? 0
+        session.stats.lookupAccepted += result.lookupAccepted ?? 0
         session.stats.draftMs += draft.seconds * 1000
         if draft.tokens.isEmpty {
             session.stats.plainRounds += 1

@@ -32,6 +32,13 @@ actor SessionManager {
     private let ttft = Timer(label: "tandem_time_to_first_token_seconds")
     private let tpot = Timer(label: "tandem_time_per_output_token_seconds")
     private let failovers = Counter(label: "tandem_session_failovers_total")
+    /// Sessions placed on a verifier alone because no drafter was alive (docs/design.md, "Serving without a drafter").
+    private let verifierOnly = Counter(label: "tandem_verifier_only_sessions_total")
+    /// Prompt-lookup (n-gram) tokens the verifiers proposed in K = 0 steps, and accepted.
+    private let lookupProposed = Counter(label: "tandem_ngram_num_draft_tokens")
+    private let lookupAccepted = Counter(label: "tandem_ngram_num_accepted_tokens")
+    /// Finished sessions that missed their TTFT or TPOT SLO (served best effort).
+    private let sloMissed = Counter(label: "tandem_slo_missed_sessions_total")
 
     init(registry: Registry, control: ControlServer, events: EventPublisher?, tokenizer: Tokenizer,
          modelName: String, maxSessions: Int, inactivityTimeout: Duration = .seconds(120), logger: Logger) {
@@ -54,11 +61,12 @@ actor SessionManager {
         guard sessions.count < maxSessions else { throw .overloaded(retryAfter: 1) }
         let id = "cmpl-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
         let (stream, continuation) = AsyncStream<SessionUpdate>.makeStream()
-        guard let verifier = await leastLoaded(.verifier),
-              let drafter = try await placeDrafter(for: request.device) else {
-            throw .unavailable("no live \(await registry.alive(role: .verifier).isEmpty ? "verifier" : "drafter"); try again later")
+        guard let verifier = await leastLoaded(.verifier) else {
+            throw .unavailable("no live verifier; try again later")
         }
-        let session = GatewaySession(id: String(id), request: request, drafter: drafter.registration.replicaID,
+        // No drafter alive: the verifier serves the session alone (an empty drafter id).
+        let drafter = try await placeDrafter(for: request.device)
+        let session = GatewaySession(id: String(id), request: request, drafter: drafter?.registration.replicaID ?? "",
                                      verifier: verifier.registration.replicaID,
                                      verifierEndpoint: verifier.registration.endpoint ?? "",
                                      decoder: tokenizer.streamingDecoder(), continuation: continuation)
@@ -82,10 +90,9 @@ actor SessionManager {
                     lastError = error
                     break
                 }
-                guard let d = next else { break }
                 session.verifier = v.registration.replicaID
                 session.verifierEndpoint = v.registration.endpoint ?? ""
-                session.drafter = d.registration.replicaID
+                session.drafter = next?.registration.replicaID ?? ""
             }
             session.epoch += 1
             do {
@@ -99,6 +106,7 @@ actor SessionManager {
                 try await startOnDrafter(session)
                 session.placing = false
                 session.lastActivity = .now
+                if session.drafter.isEmpty { verifierOnly.increment() }
                 return (session.id, stream)
             } catch {
                 failedDrafters.insert(session.drafter)
@@ -123,7 +131,8 @@ actor SessionManager {
     }
 
     /// The drafter for a request: the one hosting the named device (SLED: the device that asks drafts),
-    /// else the least loaded one. An unknown device is a 404; a known device whose drafter is dead, a 503.
+    /// else the least loaded one; nil when none is alive (the verifier then serves the session alone). An
+    /// unknown device is a 404; a known device whose drafter is dead while other drafters live, a 503.
     private func placeDrafter(for device: String?, excluding: Set<ReplicaID> = []) async throws(GatewayError) -> ReplicaInfo? {
         guard let device else { return await leastLoaded(.drafter, excluding: excluding) }
         func hosts(_ info: ReplicaInfo) -> Bool {
@@ -133,6 +142,9 @@ actor SessionManager {
             return live
         }
         if await registry.status().replicas.contains(where: { $0.registration.role == .drafter && hosts($0) }) {
+            if await registry.alive(role: .drafter).allSatisfy({ excluding.contains($0.registration.replicaID) }) {
+                return nil
+            }
             throw .unavailable("the drafter of device '\(device)' is not alive; try again later")
         }
         throw .deviceNotFound(device)
@@ -142,7 +154,8 @@ actor SessionManager {
         let r = session.request
         let open = SessionOpen(session: session.id, tokens: r.promptTokens + session.generated,
                                promptLength: r.promptTokens.count, sampling: r.sampling, mode: r.mode, slo: r.slo,
-                               capacity: r.promptTokens.count + r.maxTokens + 16)
+                               capacity: r.promptTokens.count + r.maxTokens + 16,
+                               selfDrive: session.drafter.isEmpty ? SelfDrive(maxTokens: r.maxTokens) : nil)
         var fenced = open
         fenced.epoch = session.epoch
         do {
@@ -183,7 +196,9 @@ actor SessionManager {
         }
     }
 
+    /// Starts (or resumes) the session on its drafter; nothing to do for a session its verifier drives alone.
     private func startOnDrafter(_ session: GatewaySession) async throws(GatewayError) {
+        guard !session.drafter.isEmpty else { return }
         let r = session.request
         var start = SessionStart(session: session.id, promptTokens: r.promptTokens, generated: session.generated,
                                  sampling: r.sampling, maxTokens: r.maxTokens, stop: r.stop, slo: r.slo, mode: r.mode,
@@ -296,7 +311,7 @@ actor SessionManager {
 
     private func closeEverywhere(_ session: GatewaySession) async {
         let close = session.closeMessage("finished")
-        try? await control.post(close, replica: session.drafter)
+        if !session.drafter.isEmpty { try? await control.post(close, replica: session.drafter) }
         try? await control.post(close, replica: session.verifier)
     }
 
@@ -304,11 +319,14 @@ actor SessionManager {
         draftsCounter.increment(by: Int64(summary.stats.rounds))
         draftTokens.increment(by: Int64(summary.stats.drafted))
         acceptedTokens.increment(by: Int64(summary.stats.accepted))
+        lookupProposed.increment(by: Int64(summary.stats.lookupProposed))
+        lookupAccepted.increment(by: Int64(summary.stats.lookupAccepted))
         generationTokens.increment(by: Int64(summary.completionTokens))
         if let t = summary.ttftMs { ttft.recordNanoseconds(Int64(t * 1e6)) }
         if let t = summary.tpotMs { tpot.recordNanoseconds(Int64(t * 1e6)) }
         let slo = session.request.slo
         let met = (summary.ttftMs ?? .infinity) <= slo.ttftMs && (summary.tpotMs ?? 0) <= slo.tpotMs
+        if !met { sloMissed.increment() }
         events?.publish(.session(SessionEvent(
             session: session.id, phase: .finished, model: modelName, promptTokens: summary.promptTokens,
             outputTokens: summary.completionTokens, ttftMs: summary.ttftMs, tpotMs: summary.tpotMs, metSLO: met,
@@ -338,13 +356,24 @@ actor SessionManager {
                     guard let v = await leastLoaded(.verifier) else { throw GatewayError.unavailable("no live verifier left") }
                     session.verifier = v.registration.replicaID
                     session.verifierEndpoint = v.registration.endpoint ?? ""
+                    // A session its verifier drove alone goes to a drafter if one has come up since.
+                    if session.drafter.isEmpty, let d = await leastLoaded(.drafter) {
+                        session.drafter = d.registration.replicaID
+                        session.device = d.registration.devices?.first
+                    }
                     try await openOnVerifier(session)
                 }
                 if session.drafter == id {
-                    // The device's drafter is gone: any live drafter continues the session from the history.
-                    guard let d = await leastLoaded(.drafter) else { throw GatewayError.unavailable("no live drafter left") }
-                    session.drafter = d.registration.replicaID
-                    session.device = d.registration.devices?.first
+                    // The device's drafter is gone: any live drafter continues the session from the history;
+                    // with none left, the verifier continues it alone (opened again, now driving it).
+                    if let d = await leastLoaded(.drafter) {
+                        session.drafter = d.registration.replicaID
+                        session.device = d.registration.devices?.first
+                    } else {
+                        session.drafter = ""
+                        session.device = nil
+                        try await openOnVerifier(session)
+                    }
                 }
                 // A replacing SessionStart: new verifier and/or drafter, resuming from the history.
                 try await startOnDrafter(session)

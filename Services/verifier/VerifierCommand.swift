@@ -38,11 +38,14 @@ struct VerifierCommand: AsyncParsableCommand {
     @Option(name: .customLong("kv-type"), help: "KV cache element type: f16 or f32 [TANDEM_KV_TYPE] (default: \(KVCacheType.default)).")
     var kvType: String?
 
-    @Option(help: "Batch scheduling: firstCome (SLED) or sloAware (earliest deadline first with the batch-time model) [TANDEM_SCHEDULER].")
+    @Option(help: "Batch scheduling: sloAware (default: earliest deadline first with the batch-time model) or firstCome (SLED) [TANDEM_SCHEDULER].")
     var scheduler: String?
 
     @Option(help: "A queued verify request is dropped once its deadline is past by more than this many ms (or twice its window, if larger) [TANDEM_REQUEST_EXPIRY_MS].")
     var requestExpiryMs: Int?
+
+    @Option(help: "Prompt-lookup (n-gram) drafts for decode steps: priced (default: only what the batch-time model says pays), always, or off [TANDEM_PROMPT_LOOKUP].")
+    var promptLookup: String?
 
     func run() async throws {
         try await ServiceProcess.run("verifier", logger: "tandem.verifier", common: common) { process in
@@ -54,11 +57,17 @@ struct VerifierCommand: AsyncParsableCommand {
             config.kvBudgetBytes = try Setting.int(kvBudgetMb, env: "TANDEM_KV_BUDGET_MB", default: 2048) << 20
             config.expiryGraceMs = Double(try Setting.int(requestExpiryMs, env: "TANDEM_REQUEST_EXPIRY_MS",
                                                           default: Int(config.expiryGraceMs)))
-            let policyName = Setting.string(scheduler, env: "TANDEM_SCHEDULER", default: "firstCome")
+            let policyName = Setting.string(scheduler, env: "TANDEM_SCHEDULER", default: "sloAware")
             guard let policy = SLOBatchScheduler.Policy(rawValue: policyName) else {
                 throw ValidationError("unknown scheduler '\(policyName)' (firstCome, sloAware)")
             }
             config.policy = policy
+            switch Setting.string(promptLookup, env: "TANDEM_PROMPT_LOOKUP", default: "priced") {
+            case "priced": break
+            case "always": config.lookupIgnoresCost = true
+            case "off": config.promptLookup = nil
+            case let other: throw ValidationError("unknown prompt lookup '\(other)' (priced, always, off)")
+            }
             let threadCount = try Setting.int(threads, env: "TANDEM_THREADS", default: 2)
 
             let loaded = try await ModelLoader.load(modelName, logger: logger)
@@ -80,7 +89,17 @@ struct VerifierCommand: AsyncParsableCommand {
                 attributes: ["vocabulary": "\(loaded.model.config.vocabularySize)",
                              "context": "\(loaded.model.config.contextLength)", "scheduler": policy.rawValue],
                 load: { core.load },
-                handler: { envelope, _ in await core.handle(envelope.message) })
+                handler: { envelope, _ in await core.handle(envelope.message) },
+                agentReady: { agent in
+                    // Sessions placed with no drafter: this verifier reports their tokens like a drafter.
+                    core.selfDriven.attach { report in
+                        do {
+                            try await agent.endpoint.post(.tokens(report))
+                        } catch {
+                            logger.warning("token report failed", metadata: ["session": "\(report.session)", "error": "\(error)"])
+                        }
+                    }
+                })
             await verify.close()
             await events.close()
             core.shutdown()

@@ -18,7 +18,7 @@ final class VerifierCore: @unchecked Sendable {
         var batchWindow: Duration = .milliseconds(2)
         /// Total KV cache memory for all sessions; least recently used sessions are evicted beyond it.
         var kvBudgetBytes = 2 << 30
-        var policy: SLOBatchScheduler.Policy = .firstCome
+        var policy: SLOBatchScheduler.Policy = .sloAware
         /// Tokens that end a generation: a multi-step decode request (``VerifyRequest/decodeSteps``) stops there.
         var endOfGeneration: Set<Int32> = []
         /// Most prompt tokens one batch prefills (when nothing else waits, and the cap otherwise).
@@ -26,6 +26,14 @@ final class VerifierCore: @unchecked Sendable {
         /// Fewest prompt tokens a batch prefills while sessions are being verified, so a new session always
         /// makes progress however tight the running sessions' deadlines are.
         var minPrefillChunk = 16
+        /// Prompt lookup (n-gram drafts made on the verifier from the session's own tokens) for decode steps;
+        /// nil: off. How many tokens a step proposes is chosen from the batch-time model.
+        var promptLookup: PromptLookupDrafter.Configuration? = PromptLookupDrafter.Configuration()
+        /// Most tokens one decode step proposes by prompt lookup (0: off).
+        var maxLookupTokens = 8
+        /// Propose every matched token whatever it costs (vLLM's `ngram` behaviour), instead of only what the
+        /// batch-time model says pays: for ablations and for tests of the acceptance path.
+        var lookupIgnoresCost = false
         /// A queued verify request is dropped (answered ``ErrorCode/deadlineExceeded``) once its deadline is
         /// past by more than `expiryFactor` times its window (deadline minus arrival) and at least
         /// `expiryGraceMs`: its drafter has given up on it, so it must not take a place in a batch.
@@ -55,15 +63,22 @@ final class VerifierCore: @unchecked Sendable {
     let replicaID: ReplicaID
     let configuration: Configuration
     private let compute: ComputeThread
-    private let logger: Logger
+    let logger: Logger
     private let events: EventPublisher?
     private let verifier: SpeculativeVerifier
     private let scheduler: SLOBatchScheduler
+    /// Sessions this verifier generates alone (no drafter): `VerifierCore+SelfDriven.swift`.
+    let selfDriven = SelfDrivenSessions()
 
     // Compute-thread state.
     private var sessions: [SessionID: VerifierSession] = [:]
     private var useClock: UInt64 = 0
-    private var timeModel = LinearBatchTimeModel()
+    private(set) var timeModel = LinearBatchTimeModel()
+    /// Requests of the batch being run that the scheduler predicted late (served best effort).
+    private var batchLate = 0
+    /// Moving average of the measured time of batches that verified or decoded without prefill (seconds): the
+    /// floor of what prompt lookup prices a decode batch at when the linear model's fit is poor.
+    private(set) var recentDecodeBatchSeconds = 0.0
 
     // Shared with bus handlers.
     private let pending = Mutex<PendingState>(PendingState())
@@ -119,6 +134,9 @@ final class VerifierCore: @unchecked Sendable {
         let continuation: VerifyReply
         /// Tokens decoded by earlier steps of a multi-step decode, answered together at the end.
         var collected: [Int32] = []
+        /// Prompt-lookup tokens proposed for (and accepted in) this request's steps so far.
+        var lookupProposed = 0
+        var lookupAccepted = 0
         /// When the current step's deadline was set (arrival, then the end of the previous step): each step
         /// of a multi-step decode gets the same allowance `deadline - stepStartedMillis` as the first.
         var stepStartedMillis: Double
@@ -167,10 +185,17 @@ final class VerifierCore: @unchecked Sendable {
             // (docs/fleet.md, "Chunked prefill"), and the answer waits for the last chunk.
             let refused = await run { self.open(open) ?? .ack(Ack()) }
             guard case .ack = refused else { return refused }
-            return await enqueuePrefill(open.session)
+            if open.selfDrive == nil { selfDriven.stop(open.session) }  // a drafter drives it from now on
+            if open.selfDrive != nil && !selfDriven.canReport {
+                return .error(ErrorReply(code: .internal, message: "this verifier cannot report tokens to a gateway"))
+            }
+            let opened = await enqueuePrefill(open.session)
+            if let plan = open.selfDrive, case .sessionOpened = opened { drive(open, plan) }
+            return opened
         case .sessionClose(let close):
             // A close from an abandoned placement must not end the session its new placement runs.
             guard fence.admit(close.session, epoch: close.epoch) else { return .ack(Ack()) }
+            selfDriven.stop(close.session)
             return await run {
                 self.sessions[close.session] = nil
                 self.refreshLoad()
@@ -274,7 +299,7 @@ final class VerifierCore: @unchecked Sendable {
 
     // MARK: Verification
 
-    private func enqueue(_ request: VerifyRequest) async -> WireMessage {
+    func enqueue(_ request: VerifyRequest) async -> WireMessage {
         await withCheckedContinuation { continuation in
             let (schedule, superseded, answer) = pending.withLock { state -> (Bool, [VerifyJob], WireMessage?) in
                 let now = ServiceClock.nowMillis()
@@ -354,6 +379,7 @@ final class VerifierCore: @unchecked Sendable {
                               contextTokens: job.request.position)
             }
             let selection = scheduler.selectBatch(from: candidates, now: now / 1000, predictor: timeModel)
+            batchLate = selection.predictedLate.count
             let chosen = Set(selection.indices)
             let taken = selection.indices.map { state.jobs[$0] }
             state.jobs = state.jobs.enumerated().filter { !chosen.contains($0.offset) }.map(\.element)
@@ -476,6 +502,10 @@ final class VerifierCore: @unchecked Sendable {
             requests.append(ForwardRequest(cache: cache, tokens: feed, logits: .all))
             accepted.append((job, session, feed.count))
         }
+        // Prompt lookup: n-gram proposals for the decode steps (VerifierCore+PromptLookup.swift).
+        let lookups = proposeLookups(&requests, sessions: accepted.map(\.session),
+                                     decodeSteps: accepted.map(\.job.request.decodeSteps),
+                                     isDecodeStep: accepted.map(\.job.request.tokens.isEmpty), contexts: contexts)
         // Chunked prefill: queued prompts, first come first served, within this batch's budget.
         let verifyShape = BatchShape(sequences: requests.count, newTokens: requests.reduce(0) { $0 + $1.tokens.count },
                                      contextTokens: contexts.reduce(0, +))
@@ -542,30 +572,53 @@ final class VerifierCore: @unchecked Sendable {
             return
         }
         let forwardMs = ServiceClock.millis(since: forwardStart)
+        if !accepted.isEmpty && prefillTokens == 0 {
+            let s = forwardMs / 1000
+            recentDecodeBatchSeconds = recentDecodeBatchSeconds == 0 ? s : 0.8 * recentDecodeBatchSeconds + 0.2 * s
+        }
         var outcome = VerificationResult()
         let at = ServiceClock.nowMillis()
         var again: [VerifyJob] = []
+        var lookupProposed = 0, lookupAccepted = 0
         for (index, item) in accepted.enumerated() {
             let r = item.job.request
             let session = item.session
-            let distributions = r.distributions.map { SparseDistribution(tokens: $0.tokens, probs: $0.probs) }
+            let lookup = lookups[index]
+            // A lookup proposal is verified like a draft; in exact mode as a point mass (accepted with
+            // probability p(x), else the residual is sampled), which keeps the rule lossless.
+            let draft = lookup == nil ? r.tokens : Array(requests[index].tokens.dropFirst())
+            let distributions = lookup == nil
+                ? r.distributions.map { SparseDistribution(tokens: $0.tokens, probs: $0.probs) }
+                : session.mode == .exact ? Array(repeating: SparseDistribution(tokens: [], probs: []), count: draft.count) : []
             let rows = result.rowCount(request: index)
-            let first = rows - (r.tokens.count + 1)
-            verifier.verify(mode: session.mode, draftTokens: r.tokens, draftDistributions: distributions,
+            let first = rows - (draft.count + 1)
+            verifier.verify(mode: session.mode, draftTokens: draft, draftDistributions: distributions,
                             targetRow: { result.logits(request: index, row: first + $0) }, position: r.position,
                             params: session.params, recentTokens: session.committed, into: &outcome)
             session.committed.append(contentsOf: outcome.tokens)
             session.cache?.truncate(to: session.committed.count - 1)
             session.rounds += 1
+            var job = item.job
+            if let lookup {
+                session.lookup.record(ngram: lookup.ngram, proposed: lookup.count, accepted: outcome.acceptedCount)
+                job.lookupProposed += lookup.count
+                job.lookupAccepted += outcome.acceptedCount
+                lookupProposed += lookup.count
+                lookupAccepted += outcome.acceptedCount
+            }
+            selfDriven.stepped(r.session, tokens: outcome.tokens, lookupProposed: lookup?.count ?? 0,
+                               lookupAccepted: lookup == nil ? 0 : outcome.acceptedCount)
             countersState.withLock { $0.verified += 1 }
             // A multi-step decode goes back to the queue for its next token, in whichever batch runs next.
-            if r.tokens.isEmpty, let steps = r.decodeSteps, steps > 1, let last = outcome.tokens.last,
-               !configuration.endOfGeneration.contains(last), session.committed.count + 1 < session.capacity {
-                var next = item.job
+            // decode_steps counts tokens: a step that accepted lookup tokens advances it by all of them.
+            if r.tokens.isEmpty, let steps = r.decodeSteps, steps > outcome.tokens.count, let last = outcome.tokens.last,
+               !outcome.tokens.contains(where: { configuration.endOfGeneration.contains($0) }),
+               session.committed.count + 1 < session.capacity {
+                var next = job
                 next.collected += outcome.tokens
                 next.request.position = session.committed.count
                 next.request.lastToken = last
-                next.request.decodeSteps = steps - 1
+                next.request.decodeSteps = steps - outcome.tokens.count
                 next.request.deadline = at + (r.deadline - item.job.stepStartedMillis)
                 next.stepStartedMillis = at
                 again.append(next)
@@ -577,8 +630,10 @@ final class VerifierCore: @unchecked Sendable {
                 batchContextTokens: contexts.reduce(0, +), prefillTokens: prefillTokens > 0 ? prefillTokens : nil)
             let startPosition = r.position - item.job.collected.count
             item.job.continuation.resume(returning: .verified(VerifyResult(
-                session: r.session, position: startPosition, accepted: outcome.acceptedCount,
-                tokens: item.job.collected + outcome.tokens, timings: timings)))
+                session: r.session, position: startPosition, accepted: r.tokens.isEmpty ? 0 : outcome.acceptedCount,
+                tokens: item.job.collected + outcome.tokens, timings: timings,
+                lookupProposed: job.lookupProposed > 0 ? job.lookupProposed : nil,
+                lookupAccepted: job.lookupProposed > 0 ? job.lookupAccepted : nil)))
             if r.k > 0 || !r.tokens.isEmpty {
                 events?.publish(.round(RoundEvent(
                     session: r.session, drafterID: r.drafterID, verifierID: replicaID, draftModel: r.draftModel,
@@ -599,7 +654,9 @@ final class VerifierCore: @unchecked Sendable {
             verifierID: replicaID, model: modelName, sequences: requests.count,
             tokensPerSequence: requests.map(\.tokens.count), contextLengths: contexts, wallMs: forwardMs,
             predictedMs: predicted, at: at, prefill: accepted.isEmpty ? true : nil,
-            prefillTokens: prefillTokens > 0 ? prefillTokens : nil)))
+            prefillTokens: prefillTokens > 0 ? prefillTokens : nil,
+            lookupProposed: lookupProposed > 0 ? lookupProposed : nil,
+            lookupAccepted: lookupProposed > 0 ? lookupAccepted : nil, late: batchLate > 0 ? batchLate : nil)))
         refreshLoad()
     }
 

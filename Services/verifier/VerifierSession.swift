@@ -16,6 +16,8 @@ final class VerifierSession {
     var cache: KVCache?
     var lastUsed: UInt64 = 0
     var rounds = 0
+    /// Acceptance of the verifier's own prompt-lookup proposals for this session.
+    var lookup = PromptLookupStats()
 
     init(open: SessionOpen, capacity: Int) {
         id = open.session

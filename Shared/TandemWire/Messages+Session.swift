@@ -58,9 +58,12 @@ public struct SessionOpen: Codable, Sendable, Hashable {
     /// The gateway's placement epoch of the session (docs/protocol.md, "Placement epochs"): a replica refuses
     /// a message older than the newest it has seen for the session. nil (older peers): unfenced.
     public var epoch: UInt64? = nil
+    /// Set when no drafter serves the session: the verifier generates it alone and reports its tokens to
+    /// the gateway itself (docs/design.md, "Serving without a drafter"). nil: a drafter drives it.
+    public var selfDrive: SelfDrive?
 
     public init(session: SessionID, tokens: [Int32], promptLength: Int, sampling: WireSampling,
-                mode: VerificationMode, slo: SLO = SLO(), capacity: Int) {
+                mode: VerificationMode, slo: SLO = SLO(), capacity: Int, selfDrive: SelfDrive? = nil) {
         self.session = session
         self.tokens = tokens
         self.promptLength = promptLength
@@ -68,6 +71,18 @@ public struct SessionOpen: Codable, Sendable, Hashable {
         self.mode = mode
         self.slo = slo
         self.capacity = capacity
+        self.selfDrive = selfDrive
+    }
+}
+
+/// What a verifier needs to drive a session without a drafter (``SessionOpen/selfDrive``): where the
+/// generation ends. End-of-generation tokens are the verifier's own; stop strings stay with the gateway,
+/// which closes the session when one appears.
+public struct SelfDrive: Codable, Sendable, Hashable {
+    /// Most tokens to generate in all (counting those already in ``SessionOpen/tokens`` after the prompt).
+    public var maxTokens: Int
+    public init(maxTokens: Int) {
+        self.maxTokens = maxTokens
     }
 }
 
@@ -176,12 +191,19 @@ public struct VerifyResult: Codable, Sendable, Hashable {
     /// The accepted draft tokens followed by one correction or bonus token.
     public var tokens: [Int32]
     public var timings: VerifyTimings
-    public init(session: SessionID, position: Int, accepted: Int, tokens: [Int32], timings: VerifyTimings) {
+    /// Tokens the verifier proposed itself by prompt lookup in a K = 0 round (not counted in `accepted`,
+    /// which is about the drafter's tokens), and how many of them it accepted; nil when none.
+    public var lookupProposed: Int?
+    public var lookupAccepted: Int?
+    public init(session: SessionID, position: Int, accepted: Int, tokens: [Int32], timings: VerifyTimings,
+                lookupProposed: Int? = nil, lookupAccepted: Int? = nil) {
         self.session = session
         self.position = position
         self.accepted = accepted
         self.tokens = tokens
         self.timings = timings
+        self.lookupProposed = lookupProposed
+        self.lookupAccepted = lookupAccepted
     }
 }
 
@@ -196,17 +218,24 @@ public struct RoundStats: Codable, Sendable, Hashable {
     public var wastedDraftMs: Double
     /// Rounds with no draft (the verifier decoded one token: load-aware K = 0, or centralized serving).
     public var plainRounds: Int
+    /// Tokens the verifier proposed by prompt lookup (n-gram) in this session's K = 0 rounds, and accepted.
+    public var lookupProposed: Int
+    public var lookupAccepted: Int
     public init(drafted: Int = 0, accepted: Int = 0, rounds: Int = 0, draftMs: Double = 0, wastedDraftMs: Double = 0,
-                plainRounds: Int = 0) {
+                plainRounds: Int = 0, lookupProposed: Int = 0, lookupAccepted: Int = 0) {
         self.drafted = drafted
         self.accepted = accepted
         self.rounds = rounds
         self.draftMs = draftMs
         self.wastedDraftMs = wastedDraftMs
         self.plainRounds = plainRounds
+        self.lookupProposed = lookupProposed
+        self.lookupAccepted = lookupAccepted
     }
 
-    enum CodingKeys: String, CodingKey { case drafted, accepted, rounds, draftMs, wastedDraftMs, plainRounds }
+    enum CodingKeys: String, CodingKey {
+        case drafted, accepted, rounds, draftMs, wastedDraftMs, plainRounds, lookupProposed, lookupAccepted
+    }
 
     /// Fields added in later versions default to 0 when an older peer leaves them out.
     public init(from decoder: any Decoder) throws {
@@ -217,6 +246,8 @@ public struct RoundStats: Codable, Sendable, Hashable {
         draftMs = try c.decodeIfPresent(Double.self, forKey: .draftMs) ?? 0
         wastedDraftMs = try c.decodeIfPresent(Double.self, forKey: .wastedDraftMs) ?? 0
         plainRounds = try c.decodeIfPresent(Int.self, forKey: .plainRounds) ?? 0
+        lookupProposed = try c.decodeIfPresent(Int.self, forKey: .lookupProposed) ?? 0
+        lookupAccepted = try c.decodeIfPresent(Int.self, forKey: .lookupAccepted) ?? 0
     }
 }
 
