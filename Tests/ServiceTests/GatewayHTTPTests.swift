@@ -309,6 +309,84 @@ struct GatewayHTTPTests {
         }
     }
 
+    /// The gateway ends the text at a stop string completed across tokens, whatever the drafter reports
+    /// after it: streamed and non-streamed alike, `finish_reason` "stop", usage counting up to the token
+    /// that completed the stop string.
+    @Test func aStopStringCutsStreamedAndNonStreamedOutputAlike() async throws {
+        let pieces = ["Hello S", "TO", "P and more", "tail"]
+        let g = try InProcessGateway(extraTokens: pieces)
+        try await g.addVerifier("v1")
+        try await g.addDrafter("d1", reply: (pieces + ["tail"]).map { g.vocabulary.id($0) })
+        try await g.test { client in
+            for path in ["/v1/completions", "/v1/chat/completions"] {
+                let chat = path.contains("chat")
+                var body: [String: Any] = ["max_tokens": 20, "stop": ["STOP", "\u{1}never"]]
+                body[chat ? "messages" : "prompt"] = chat ? [["role": "user", "content": "hi"]] : "abc" as Any
+                let whole = try await client.post(path, body)
+                #expect(whole.status == .ok, "\(whole.text)")
+                let choice = (whole.json?["choices"] as? [[String: Any]])?.first
+                let text = chat ? (choice?["message"] as? [String: Any])?["content"] as? String : choice?["text"] as? String
+                #expect(text == "Hello ", "\(path)")
+                #expect(choice?["finish_reason"] as? String == "stop")
+                #expect((whole.json?["usage"] as? [String: Int])?["completion_tokens"] == 3, "up to the stopping token")
+
+                body["stream"] = true
+                body["stream_options"] = ["include_usage": true]
+                let events = try await client.post(path, body).events
+                #expect(events.last == "[DONE]")
+                let chunks = events.dropLast().compactMap {
+                    (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
+                }
+                let streamed = chunks.compactMap { chunk -> String? in
+                    let c = (chunk["choices"] as? [[String: Any]])?.first
+                    return chat ? (c?["delta"] as? [String: Any])?["content"] as? String : c?["text"] as? String
+                }.joined()
+                #expect(streamed == "Hello ", "\(path) streamed")
+                #expect((chunks.last?["choices"] as? [[String: Any]])?.first?["finish_reason"] as? String == "stop")
+                #expect((chunks.last?["usage"] as? [String: Int])?["completion_tokens"] == 3)
+            }
+            // The drafter was told the stop strings (it stops drafting there; the gateway decides).
+            #expect(g.sent.starts.withLock { $0.map(\.stop) } == Array(repeating: ["STOP", "\u{1}never"], count: 4))
+        }
+    }
+
+    /// Every sampling and Tandem field of a request reaches the replicas as the wire messages carry it.
+    @Test func requestFieldsReachTheReplicas() async throws {
+        let g = try InProcessGateway()
+        try await g.addVerifier("v1")
+        try await g.addDrafter("d1")
+        try await g.test { client in
+            let r = try await client.post("/v1/completions", [
+                "prompt": "abcd", "max_tokens": 7, "temperature": 0.5, "top_k": 40, "top_p": 0.75, "min_p": 0.25,
+                "repetition_penalty": 1.5, "seed": -1, "k": 3, "stop": ["zz"], "tandem_mode": "exact",
+                "slo_ttft_ms": 500, "slo_tpot_ms": 40,
+            ])
+            #expect(r.status == .ok, "\(r.text)")
+            let start = try #require(g.sent.starts.withLock { $0.first })
+            let open = try #require(g.sent.opens.withLock { $0.first })
+            let prompt = "abcd".utf8.map { g.vocabulary.id([$0]) }
+            let sampling = WireSampling(temperature: 0.5, topK: 40, topP: 0.75, minP: 0.25, repetitionPenalty: 1.5,
+                                        seed: UInt64.max)
+            #expect(start.promptTokens == prompt && start.generated.isEmpty)
+            #expect(start.sampling == sampling && open.sampling == sampling)
+            #expect(start.maxTokens == 7 && start.k == 3 && start.stop == ["zz"])
+            #expect(start.mode == .exact && open.mode == .exact)
+            #expect(start.slo.ttftMs == 500 && start.slo.tpotMs == 40 && open.slo == start.slo)
+            #expect(start.verifierID == "v1" && start.verifierEndpoint == "tcp://127.0.0.1:1")
+            #expect(open.session == start.session && open.tokens == prompt && open.promptLength == 4)
+            #expect(open.capacity == 4 + 7 + 16)
+            #expect((r.json?["tandem"] as? [String: Any])?["mode"] as? String == "exact")
+
+            // Centralized serving: coupled verification with no drafting (K = 0).
+            let central = try await client.post("/v1/completions", ["prompt": "abcd", "max_tokens": 2,
+                                                                     "tandem_mode": "centralized"])
+            #expect(central.status == .ok)
+            let second = try #require(g.sent.starts.withLock { $0.last })
+            #expect(second.mode == .coupled && second.k == 0)
+            #expect((central.json?["tandem"] as? [String: Any])?["mode"] as? String == "centralized")
+        }
+    }
+
     @Test func moreSessionsThanAllowedAreA429WithRetryAfter() async throws {
         let g = try InProcessGateway(maxSessions: 0)
         try await g.addVerifier("v1")

@@ -28,8 +28,8 @@ final class InProcessGateway: Sendable {
     /// The registry `/metrics` serves; the session manager's counters were made against it.
     let metrics: PrometheusCollectorRegistry
     let vocabulary: GatewaySessionTests.Vocabulary
-    /// Replica ids told to close a session, in the order the messages arrived.
-    let closes = Recorder()
+    /// What the fake replicas were sent.
+    let sent = Recorder()
     private let replicas = Mutex<[BusEndpoint]>([])
 
     /// - Parameters:
@@ -37,11 +37,12 @@ final class InProcessGateway: Sendable {
     ///   - maxBodyBytes: the request body limit (413 above it).
     ///   - model: a GGUF file to take the frontend from, as the gateway command does (default: the
     ///     byte-level vocabulary, served as ``modelName``; fake drafters report in that vocabulary).
+    ///   - extraTokens: multi-byte tokens added to the byte-level vocabulary.
     init(model: String? = nil, apiKey: String? = nil, contextLength: Int = 256, maxBodyBytes: Int = 4 << 20,
-         maxSessions: Int = 4) throws {
+         maxSessions: Int = 4, extraTokens: [String] = []) throws {
         let logger = Logger(label: "test.gateway")
         context = try BusContext()
-        let vocabulary = try GatewaySessionTests.Vocabulary([])
+        let vocabulary = try GatewaySessionTests.Vocabulary(extraTokens.map { Array($0.utf8) })
         self.vocabulary = vocabulary
         var frontend = try model.map { try Frontend(model: $0, logger: logger) }
             ?? Frontend(modelName: Self.modelName, tokenizer: vocabulary.tokenizer,
@@ -85,17 +86,20 @@ final class InProcessGateway: Sendable {
     func addVerifier(_ id: String) async throws {
         try await addReplica(id, role: .verifier) { _, message in
             guard case .sessionOpen(let open) = message else { return nil }
+            self.sent.opens.withLock { $0.append(open) }
             return .sessionOpened(SessionOpened(session: open.session, cachedTokens: 0, prefillMs: 0))
         }
     }
 
     /// A drafter (hosting `devices`, if given) that acknowledges every session start and then reports
-    /// ``reply`` up to the session's `max_tokens`, 4 tokens per round (3 of 4 drafted tokens accepted),
-    /// finishing with `length` when cut by `max_tokens` and `stop` otherwise.
-    func addDrafter(_ id: String, devices: [String]? = nil) async throws {
-        let tokens = Array(Self.reply.utf8).map { vocabulary.id([$0]) }
+    /// `reply` (default: ``reply``, a token per byte) up to the session's `max_tokens`, 4 tokens per
+    /// round (3 of 4 drafted tokens accepted), finishing with `length` when cut by `max_tokens` and
+    /// `stop` otherwise. It ignores stop strings: where they end the text is the gateway's decision.
+    func addDrafter(_ id: String, devices: [String]? = nil, reply: [Int32]? = nil) async throws {
+        let tokens = reply ?? Array(Self.reply.utf8).map { vocabulary.id([$0]) }
         try await addReplica(id, role: .drafter, devices: devices) { replica, message in
             guard case .sessionStart(let start) = message else { return nil }
+            self.sent.starts.withLock { $0.append(start) }
             let out = Array(tokens.prefix(start.maxTokens))
             let finish: FinishReason = tokens.count >= start.maxTokens ? .length : .stop
             Task {
@@ -123,10 +127,10 @@ final class InProcessGateway: Sendable {
         guard let control = gateway.control.endpoint.boundEndpoint else { throw BusError.invalidEndpoint("control not bound") }
         let replica = try BusEndpoint.dealer(context: context, connect: control, identity: PeerID(id))
         replicas.withLock { $0.append(replica) }
-        let closes = self.closes
+        let sent = self.sent
         try replica.serve(logger: Logger(label: "test.replica")) { envelope, _ in
             if case .sessionClose = envelope.message {
-                closes.ids.withLock { $0.append(id) }
+                sent.closes.withLock { $0.append(id) }
                 return nil
             }
             return await handle(replica, envelope.message)
@@ -139,16 +143,19 @@ final class InProcessGateway: Sendable {
     }
 
     final class Recorder: Sendable {
-        let ids = Mutex<[String]>([])
+        /// Replica ids told to close a session, in the order the messages arrived.
+        let closes = Mutex<[String]>([])
+        let starts = Mutex<[SessionStart]>([])
+        let opens = Mutex<[SessionOpen]>([])
     }
 
     /// Waits (up to 5 s) until every replica in `ids` was told to close a session.
     func waitForCloses(_ ids: Set<String>) async throws -> Set<String> {
         let deadline = ContinuousClock.now + .seconds(5)
-        while !ids.isSubset(of: Set(closes.ids.withLock { $0 })), ContinuousClock.now < deadline {
+        while !ids.isSubset(of: Set(sent.closes.withLock { $0 })), ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(10))
         }
-        return Set(closes.ids.withLock { $0 })
+        return Set(sent.closes.withLock { $0 })
     }
 }
 
