@@ -129,4 +129,33 @@ struct PlacementEpochTests {
         #expect(text == "i")
         await harness.stop()
     }
+
+    @Test func onFailoverTheReplicaDeclaredDeadIsToldToCloseAndItsReportsAreIgnored() async throws {
+        let h = try await SessionInactivityTests.Harness(timeout: .seconds(60))
+        let (id, stream) = try await h.start()
+        var first = TokenReport(session: id, offset: 0, tokens: [72])  // "H", placement 1
+        first.epoch = 1
+        await h.manager.receive(first)
+        // The drafter is declared dead (it may only be paused): the session is placed again.
+        let dead = try #require(await h.control.registry.info("d1"))
+        await h.manager.replicaDied(dead)
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !h.closes.ids.withLock({ $0.contains("d1") }), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(h.closes.ids.withLock { $0.contains("d1") }, "the replica declared dead was not told to close")
+        // The paused drafter resumes and reports with its old epoch: not history.
+        var late = TokenReport(session: id, offset: 1, tokens: [88])  // "X"
+        late.epoch = 1
+        await h.manager.receive(late)
+        var current = TokenReport(session: id, offset: 1, tokens: [105], finish: .length)  // "i", placement 2
+        current.epoch = 2
+        await h.manager.receive(current)
+        var text = ""
+        for await update in stream {
+            if case .text(let piece) = update { text += piece }
+        }
+        #expect(text == "Hi")
+        await h.stop()
+    }
 }
