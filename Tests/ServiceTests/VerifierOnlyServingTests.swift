@@ -65,4 +65,37 @@ struct VerifierOnlyServingTests {
         #expect(metrics.contains("tandem_ngram_num_draft_tokens"))
         await cluster.stop()
     }
+
+    /// The verifier driving a session alone is killed mid-stream: the gateway re-opens the session on the
+    /// other verifier from its history, which drives it on; the text is the undisturbed one. SmolLM2-135M
+    /// (the synthetic model finishes before a heartbeat can even show the session).
+    @Test func aKilledSelfDrivingVerifierIsReplacedMidStream() async throws {
+        guard let small = cachedModel("SmolLM2-135M-Instruct.Q4_1.gguf") else {
+            print("SKIPPED aKilledSelfDrivingVerifierIsReplacedMidStream: SmolLM2-135M not fetched")
+            return
+        }
+        let cluster = try await TestCluster.start(target: small, draft: small, verifiers: 2, drafters: 1)
+        defer { Task { await cluster.stop() } }
+        for name in cluster.pids.keys where name.hasPrefix("drafter") { cluster.kill(name) }
+        try await Task.sleep(for: .seconds(3))
+        var body = FailoverTests.body
+        body["k"] = nil  // no drafter: the verifier decodes alone
+        let undisturbed = assemble(try await cluster.streamEvents("/v1/chat/completions", body))
+        #expect(undisturbed.sawDone && !undisturbed.text.isEmpty)
+        try await Task.sleep(for: .seconds(1))  // let heartbeats forget the previous session
+        let since = Date().timeIntervalSince1970 * 1000 + 200
+        let stream = Task { try await cluster.streamEvents("/v1/chat/completions", body) }
+        var victim: String?
+        let deadline = ContinuousClock.now + .seconds(20)
+        while victim == nil, ContinuousClock.now < deadline {
+            victim = try await cluster.busyReplicas(role: "verifier", since: since).first
+            if victim == nil { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        let killed = try #require(victim, "a verifier reported the session")
+        cluster.kill(killed)
+        let disturbed = assemble(try await stream.value)
+        #expect(disturbed.sawDone, "the stream finishes")
+        #expect(disturbed.text == undisturbed.text, "verifier \(killed) killed mid-stream: same text")
+        await cluster.stop()
+    }
 }
