@@ -311,7 +311,8 @@ struct GatewayHTTPTests {
 
     /// The gateway ends the text at a stop string completed across tokens, whatever the drafter reports
     /// after it: streamed and non-streamed alike, `finish_reason` "stop", usage counting up to the token
-    /// that completed the stop string.
+    /// that completed the stop string. (This was a process test on a whole cluster, `StopStringServingTests`:
+    /// the drafter ignores stop strings, so where the text ends was the gateway's decision there too.)
     @Test func aStopStringCutsStreamedAndNonStreamedOutputAlike() async throws {
         let pieces = ["Hello S", "TO", "P and more", "tail"]
         let g = try InProcessGateway(extraTokens: pieces)
