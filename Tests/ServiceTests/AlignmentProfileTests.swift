@@ -140,3 +140,40 @@ struct AlignmentProfileTests {
         try store.closeBlocking()
     }
 }
+
+/// `tandem profile --pair --publish`: the events reach a real metrics-store process and its `alignment` query.
+@Suite("alignment profiling: publish to a metrics-store process", .serialized, .timeLimit(.minutes(3)))
+struct AlignmentPublishTests {
+    @Test("published alignment profiles come back from the store's alignment query")
+    func publishReachesStore() async throws {
+        typealias S = MetricsStoreTestSupport
+        let dir = try S.temporaryDirectory()
+        defer { S.removeDirectory(dir) }
+        let server = try await S.Server(db: dir + "/metrics.sqlite")
+        do {
+            let acceptance = AlignmentProfile.Acceptance(perPosition: [0.9, 0.8], perPositionUnconditional: [0.9, 0.72],
+                                                         perK: [])
+            let profiles = ["a.gguf", "b.gguf"].map { name in
+                AlignmentProfile(draftModel: name, draftQuantization: "Q4_0", draftBytes: 1, targetModel: "target",
+                                 targetQuantization: "Q4_K", promptSet: "code", prompts: 1, maxTokens: 8, kMax: 2,
+                                 positions: 8, greedy: acceptance, temperature: 1, sampled: acceptance,
+                                 klDivergence: 0.1, klMax: 0.3, draftPerplexity: 1.2, targetPerplexity: 1.1,
+                                 draftTokensPerSecond: 42, source: "test")
+            }
+            var logger = Logger(label: "test.publish")
+            logger.logLevel = .warning
+            try await ProfileCommand.publish(profiles, device: "host-x", endpoint: server.xsub, logger: logger)
+            let arrived = await S.eventually(.seconds(15)) {
+                (try? await server.metrics(MetricsQuery(kind: .alignment)).alignment?.count) == 2
+            }
+            #expect(arrived, "stderr: \(server.process.logTail())")
+            let rows = try await server.metrics(MetricsQuery(kind: .alignment)).alignment ?? []
+            #expect(rows.map(\.draftModel) == ["a.gguf", "b.gguf"])
+            #expect(rows.allSatisfy { $0.device == "host-x" && $0.perPosition == [0.9, 0.8] && $0.draftTokensPerSecond == 42 })
+            #expect(await server.stop() == 0)
+        } catch {
+            await server.kill9()
+            throw error
+        }
+    }
+}
