@@ -133,6 +133,9 @@ struct TandemStats: Encodable, Sendable {
     var wastedDraftMs: Double
     /// Rounds without a draft (the verifier decoded alone).
     var plainRounds: Int
+    /// Tokens the verifier proposed by prompt lookup (n-gram) in decode steps, and accepted (docs/design.md §8).
+    var lookupProposed: Int
+    var lookupAccepted: Int
     var device: String?
 
     init(_ s: SessionSummary) {
@@ -149,6 +152,8 @@ struct TandemStats: Encodable, Sendable {
         draftMs = s.stats.draftMs
         wastedDraftMs = s.stats.wastedDraftMs
         plainRounds = s.stats.plainRounds
+        lookupProposed = s.stats.lookupProposed
+        lookupAccepted = s.stats.lookupAccepted
         device = s.device
     }
 }

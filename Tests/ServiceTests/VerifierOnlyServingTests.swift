@@ -26,7 +26,9 @@ struct VerifierOnlyServingTests {
             let (text, r) = try await cluster.completion(body)
             #expect(r.status == 200, "\(r.text.prefix(300))")
             #expect(text == expected, "greedy prompt \(prompt)")
-            #expect((r.json?["tandem"] as? [String: Any])?["drafter"] as? String == "", "no drafter placed")
+            let stats = r.json?["tandem"] as? [String: Any]
+            #expect(stats?["drafter"] as? String == "", "no drafter placed")
+            #expect(stats?["lookup_proposed"] is Int && stats?["lookup_accepted"] is Int)
             let streamed = assemble(try await cluster.streamEvents("/v1/completions", body))
             #expect(streamed.text == expected, "streamed prompt \(prompt)")
             #expect(streamed.sawDone && streamed.finish != nil)
