@@ -8,7 +8,8 @@ import TandemEngine
 ///
 /// Measures load time, batch-1 decode, single forward calls of 8 and 32 new positions (one sequence, as a
 /// verifier checking drafts, and several sequences of one position each, as continuous batching), a
-/// 512-token prefill, and the process's peak RSS. Use a release build.
+/// 512-token prefill (`--prefill-tokens`), decode at the end of that prompt (where attention and the KV
+/// type `--kv-type` matter), and the process's peak RSS. Use a release build.
 struct BenchEngineCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "engine",
@@ -91,10 +92,10 @@ struct BenchEngineCommand: AsyncParsableCommand {
         // N sequences with one new position each (continuous-batching decode shape), 64 cached positions each.
         func batchedMulti(_ n: Int) throws -> Measurement {
             let caches = (0..<n).map { _ in engine.makeCache(capacity: 80) }
-            kvPeak = max(kvPeak, cache.byteCount + caches.reduce(0) { $0 + $1.byteCount })
             for (i, c) in caches.enumerated() {
                 _ = try engine.forward([ForwardRequest(cache: c, tokens: (0..<64).map { token($0 + i) }, logits: .none)])
             }
+            kvPeak = max(kvPeak, cache.byteCount + caches.reduce(0) { $0 + $1.byteCount })
             let reqs = caches.enumerated().map { ForwardRequest(cache: $1, tokens: [token($0)], logits: .last) }
             _ = try engine.forward(reqs)
             for c in caches { c.truncate(to: 64) }
@@ -113,15 +114,22 @@ struct BenchEngineCommand: AsyncParsableCommand {
         let m32 = try batchedMulti(32)
 
         // Prefill: one call with the whole prompt, logits for the last position only.
-        let pcache = engine.makeCache(capacity: prefillTokens)
+        let pcache = engine.makeCache(capacity: prefillTokens + decodeTokens + 1)
         let prompt = (0..<prefillTokens).map(token)
         let rssBeforePrefill = Self.statusBytes("VmRSS:") ?? 0
         let prefillRate = try measure(prefillTokens) {
             _ = try engine.forward([ForwardRequest(cache: pcache, tokens: prompt, logits: .last)])
         }
-        // Caches commit memory in blocks as they fill: count what they hold after the prefill.
-        kvPeak = max(kvPeak, cache.byteCount + pcache.byteCount)
         let rssAfterPrefill = Self.statusBytes("VmRSS:") ?? 0
+        // Decode at the end of that prompt: attention reads every cached position, so the KV type shows here.
+        var after = Sampler.argmax(logits: try engine.decode(cache: pcache, token: token(prefillTokens)))
+        let longDecodeRate = try measure(decodeTokens) {
+            for _ in 0..<decodeTokens {
+                after = Sampler.argmax(logits: try engine.decode(cache: pcache, token: after))
+            }
+        }
+        // Caches commit memory in blocks as they fill: count what they hold now.
+        kvPeak = max(kvPeak, cache.byteCount + pcache.byteCount)
 
         let ref = Self.reference.first { path.lowercased().contains($0.match) }
         func line(_ label: String, _ m: Measurement, _ refValue: Double?) {
@@ -138,6 +146,7 @@ struct BenchEngineCommand: AsyncParsableCommand {
         line("forward, 1 seq x 8 positions, last logits", b8Last, ref?.b8)
         line("forward, 1 seq x 32 positions, last logits", b32Last, ref?.b32)
         line("prefill (\(prefillTokens)-token prompt, one call)", prefillRate, nil)
+        line("decode after the \(prefillTokens)-token prompt", longDecodeRate, nil)
         let fileBytes = lm.gguf.fileSize
         let budget = Double(fileBytes + kvPeak) * 1.1
         if let rss = Self.statusBytes("VmHWM:") {

@@ -5,9 +5,10 @@ import TandemEngine
 /// The engine's logits against the independent numpy reference (Tests/Reference/reference_forward.py).
 ///
 /// Synthetic `qwen2` and `llama` models (Tests/Reference/make_synthetic.py) cover every tensor type the
-/// engine loads; SmolLM2-135M covers a real trained model. The metric is `LogitComparison`: per position,
-/// the largest error on the reference's top-20 logits divided by the reference logit range, plus the
-/// argmax (near-ties excepted). Criteria:
+/// engine loads; SmolLM2-135M covers a real trained model. The engines here use an f32 KV cache, as the
+/// reference keeps keys and values at full precision (f16 caches against f32 ones: `KVCacheTests`).
+/// The metric is `LogitComparison`: per position, the largest error on the reference's top-20 logits
+/// divided by the reference logit range, plus the argmax (near-ties excepted). Criteria:
 ///
 /// - every model vs the exact float64 reference: error <= 1e-2, same argmax;
 /// - synthetic F32/F16 models vs the exact reference: error <= 1e-4 (the engine computes in float32);
@@ -83,7 +84,7 @@ struct ReferenceForwardTests {
         #expect(model.config.architecture == arch)
         #expect(model.config.vocabularySize == reference.vocabularySize)
         #expect(model.config.tiedOutput == (arch == "llama"))
-        let engine = ForwardEngine(model: model, threads: 2)
+        let engine = ForwardEngine(model: model, threads: 2, kvType: .f32)
         let logits = try Self.engineLogits(engine, Self.syntheticTokens)
         #expect(logits.count == Self.syntheticTokens.count)
 
@@ -105,7 +106,7 @@ struct ReferenceForwardTests {
         let job = ReferenceJob(model: path, tokens: tokens)
         let reference = try #require(try await ReferenceStore.shared.logits([job])[job])
 
-        let engine = ForwardEngine(model: try LanguageModel(gguf: GGUFFile(path: path)), threads: 2)
+        let engine = ForwardEngine(model: try LanguageModel(gguf: GGUFFile(path: path)), threads: 2, kvType: .f32)
         let oneCall = try Self.engineLogits(engine, tokens)
         let cache = engine.makeCache(capacity: tokens.count)
         let prefill = 5
@@ -134,7 +135,7 @@ struct ReferenceForwardTests {
         let refs = try await ReferenceStore.shared.logits([jobA, jobB])
         let refA = try #require(refs[jobA]), refB = try #require(refs[jobB])
 
-        let engine = ForwardEngine(model: try LanguageModel(gguf: GGUFFile(path: path)), threads: 2)
+        let engine = ForwardEngine(model: try LanguageModel(gguf: GGUFFile(path: path)), threads: 2, kvType: .f32)
         let cacheA = engine.makeCache(capacity: 32), cacheB = engine.makeCache(capacity: 32)
         // A's first 3 tokens alone, then A's rest and all of B together.
         _ = try engine.forward([ForwardRequest(cache: cacheA, tokens: Array(Self.syntheticTokens[0..<3]), logits: .none)])
@@ -161,13 +162,13 @@ struct ReferenceForwardTests {
         let path = try await Self.syntheticPath("qwen2-draft-Q8_0")
         let job = ReferenceJob(model: path, tokens: Self.syntheticTokens)
         let reference = try #require(try await ReferenceStore.shared.logits([job])[job])
-        let engine = ForwardEngine(model: try LanguageModel(gguf: GGUFFile(path: path)), threads: 2)
+        let engine = ForwardEngine(model: try LanguageModel(gguf: GGUFFile(path: path)), threads: 2, kvType: .f32)
         let logits = try Self.engineLogits(engine, Self.syntheticTokens)
         let comparison = Self.compare(logits, reference)
         #expect(comparison.passed, "draft: \(comparison)")
 
         let target = ForwardEngine(model: try LanguageModel(gguf: GGUFFile(path: try await Self.syntheticPath("qwen2-Q8_0"))),
-                                   threads: 2)
+                                   threads: 2, kvType: .f32)
         #expect(target.model.config.vocabularySize == engine.model.config.vocabularySize)
         let targetLogits = try Self.engineLogits(target, Self.syntheticTokens)
         func argmax(_ v: [Float]) -> Int { v.indices.max { v[$0] < v[$1] }! }
@@ -186,7 +187,7 @@ struct ReferenceForwardTests {
         let model = try LanguageModel(gguf: GGUFFile(path: path))
         #expect(model.config.architecture == "llama")
         #expect(model.config.tiedOutput)
-        let engine = ForwardEngine(model: model, threads: 2)
+        let engine = ForwardEngine(model: model, threads: 2, kvType: .f32)
         for (i, prompt) in Self.smolLMPrompts.enumerated() {
             let reference = try #require(refs[jobs[i]])
             let logits = try Self.engineLogits(engine, prompt.tokens)
@@ -214,7 +215,7 @@ struct ReferenceForwardTests {
         let model = try LanguageModel(gguf: GGUFFile(path: path))
         #expect(model.config.architecture == "qwen2")
         #expect(!model.config.tiedOutput)
-        let engine = ForwardEngine(model: model, threads: 2)
+        let engine = ForwardEngine(model: model, threads: 2, kvType: .f32)
         for (i, prompt) in Self.qwenPrompts.enumerated() {
             let reference = try #require(refs[jobs[i]])
             let logits = try Self.engineLogits(engine, prompt.tokens)

@@ -53,7 +53,9 @@ public final class ForwardEngine: @unchecked Sendable {
     ///   - threads: threads used for the kernels (the calling thread included). Ignored when `pool` is given.
     ///   - pool: an existing pool to share (e.g. between a drafter's engines); the engine creates its own otherwise.
     ///   - kvType: element type of the caches `makeCache` creates (a forward pass accepts caches of either type).
-    public init(model: LanguageModel, threads: Int = 2, pool: ComputePool? = nil, kvType: KVCacheType = .f32,
+    ///     Speculative decoding is lossless only when the drafter's reference and the verifier agree, so
+    ///     everything that does not choose uses `KVCacheType.default`.
+    public init(model: LanguageModel, threads: Int = 2, pool: ComputePool? = nil, kvType: KVCacheType = .default,
                 logger: Logger = Logger(label: "tandem.engine")) {
         self.model = model
         self.kvType = kvType

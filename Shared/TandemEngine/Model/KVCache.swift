@@ -45,7 +45,7 @@ public final class KVCache: @unchecked Sendable {
     private let pageSize: Int
 
     /// Creates an empty cache for `capacity` positions of `config`'s model (address space only).
-    public init(config: ModelConfig, capacity: Int, type: KVCacheType = .f32) {
+    public init(config: ModelConfig, capacity: Int, type: KVCacheType = .default) {
         precondition(capacity > 0, "KV cache capacity must be positive")
         self.capacity = capacity
         self.layerCount = config.layerCount
