@@ -120,6 +120,18 @@ struct JointAdvisorTests {
         #expect(try ask(.cost, AdvisorMeasurements(alignment: [row]))?.k == 2)
     }
 
+    @Test("the new optional wire fields are backward compatible: old JSON decodes, new round-trips")
+    func wireCompatibility() throws {
+        let oldQuery = #"{"device":{"name":"pi","powerWatts":6,"computeThrottle":1,"threads":1},"objective":"cost","targetModel":"t","candidates":[]}"#
+        let decoded = try JSONDecoder().decode(AdvisorQuery.self, from: Data(oldQuery.utf8))
+        #expect(decoded.edgeProfile == nil && decoded.objective == .cost)
+        let query = AdvisorQuery(device: DeviceProfile(name: "fast", powerWatts: 5), objective: .energy,
+                                 targetModel: "t", edgeProfile: Self.fastDevice())
+        #expect(try WireCodec.decode(WireCodec.encode(.advise(query))).message == .advise(query))
+        let oldEvent = #"{"device":"d","draftModel":"m","quantization":"Q4_0","draftTokensPerSecond":9,"powerWatts":0,"at":1}"#
+        #expect(try JSONDecoder().decode(ProfileEvent.self, from: Data(oldEvent.utf8)).alignment == nil)
+    }
+
     @Test("tandem advise prints every candidate and the choice")
     func adviseCommandReport() throws {
         let command = try AdviseCommand.parse(["--device", "x", "--objective", "cost", "--alignment", "a.json",
