@@ -38,8 +38,16 @@ struct TokenReportDeliveryTests {
         let registry = Registry(logger: logger)
         let control = try ControlServer(context: context, bind: "tcp://127.0.0.1:*", registry: registry, logger: logger)
         let manager = SessionManager(registry: registry, control: control, events: nil, tokenizer: tokenizer,
-                                     modelName: "syn", maxSessions: 4, inactivityTimeout: .seconds(20), logger: logger)
+                                     modelName: "syn", maxSessions: 4, inactivityTimeout: .seconds(10), logger: logger)
         control.reportHandler.install { await manager.receive($0) }
+        // The gateway's sweep: a session stuck on a gap ends (as a failure) instead of hanging the test.
+        let sweep = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                await manager.expireInactive()
+            }
+        }
+        defer { sweep.cancel() }
         let gateway = try #require(control.endpoint.boundEndpoint)
 
         // Verifier.
