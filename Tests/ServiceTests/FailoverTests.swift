@@ -54,20 +54,4 @@ struct FailoverTests {
         #expect(ContinuousClock.now - start < .seconds(10))
         await cluster.stop()
     }
-
-    @Test func officialOpenAIPythonClientWorks() async throws {
-        guard let small = cachedModel("SmolLM2-135M-Instruct.Q4_1.gguf") else {
-            print("SKIPPED officialOpenAIPythonClientWorks: SmolLM2-135M not fetched")
-            return
-        }
-        let cluster = try await TestCluster.start(target: small, draft: small)
-        defer { Task { await cluster.stop() } }
-        let (status, data) = try await runProcess(
-            ["python3", referenceDirectory.appendingPathComponent("openai_client_check.py").path, cluster.http + "/v1"],
-            mergeStandardError: true)
-        let output = String(decoding: data, as: UTF8.self)
-        #expect(status == 0, "\(output)")
-        #expect(output.contains("OK non-stream") && output.contains("OK stream"), "\(output)")
-        await cluster.stop()
-    }
 }

@@ -388,6 +388,26 @@ struct GatewayHTTPTests {
         }
     }
 
+    /// The official `openai` Python client against the gateway served on a port in this process: models,
+    /// a chat completion and the same one streamed. (This was a whole-cluster process test in
+    /// `FailoverTests`, which needed SmolLM2 downloaded; only the client is a process here.)
+    @Test func officialOpenAIPythonClientWorks() async throws {
+        let g = try InProcessGateway()
+        try await g.addVerifier("v1")
+        try await g.addDrafter("d1")
+        try await g.test(.live) { client in
+            let port = try #require(client.port)
+            let (status, data) = try await runProcess(
+                ["python3", referenceDirectory.appendingPathComponent("openai_client_check.py").path,
+                 "http://localhost:\(port)/v1"],
+                mergeStandardError: true)
+            let output = String(decoding: data, as: UTF8.self)
+            #expect(status == 0, "\(output)")
+            #expect(output.contains("OK non-stream: 'Hello, world!'") && output.contains("OK stream: 'Hello, world!'"),
+                    "\(output)")
+        }
+    }
+
     @Test func moreSessionsThanAllowedAreA429WithRetryAfter() async throws {
         let g = try InProcessGateway(maxSessions: 0)
         try await g.addVerifier("v1")

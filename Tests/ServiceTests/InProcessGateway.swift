@@ -63,11 +63,13 @@ final class InProcessGateway: Sendable {
         }
     }
 
-    /// The application `GatewayCommand` would run, tested through the router (no port, no process):
-    /// the gateway's sweep runs as the application's service for the duration of `test`.
-    func test(_ test: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+    /// The application `GatewayCommand` would run, tested through the router (no port, no process) or,
+    /// with `.live`, served on a loopback port in this process (`client.port`) for clients that need a
+    /// socket; the gateway's sweep runs as the application's service for the duration of `test`.
+    func test(_ setup: TestingSetup = .router,
+              _ test: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
         do {
-            try await buildApplication(gateway: gateway).test(.router, test)
+            try await buildApplication(gateway: gateway).test(setup, test)
         } catch {
             await stop()
             throw error
