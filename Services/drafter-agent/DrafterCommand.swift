@@ -56,7 +56,7 @@ struct DrafterCommand: AsyncParsableCommand {
     @Option(help: "Emulate devices: replay the drafts of this trace (tandem fleet record) instead of running a model [TANDEM_EMULATE].")
     var emulate: String?
 
-    @Option(help: "Device profile JSON (tandem profile) giving emulated devices' draft time and network [TANDEM_DEVICE_PROFILE].")
+    @Option(help: "Device profile JSON (tandem profile): emulated devices' draft time and network; with a real model, what the config-advisor chooses K from [TANDEM_DEVICE_PROFILE].")
     var profile: String?
 
     func run() async throws {
@@ -85,12 +85,13 @@ struct DrafterCommand: AsyncParsableCommand {
 
             let source: any DraftSource
             var targetHint = ModelLoader.defaultTarget
+            let edgeProfile = try Setting.optionalString(self.profile, env: "TANDEM_DEVICE_PROFILE")
+                .map { try EdgeDeviceProfile.load(path: $0) }
             if let tracePath = Setting.optionalString(emulate, env: "TANDEM_EMULATE") {
-                guard let profilePath = Setting.optionalString(self.profile, env: "TANDEM_DEVICE_PROFILE") else {
+                guard let deviceProfile = edgeProfile else {
                     throw ValidationError("--emulate needs --profile: emulated devices take their draft time from a device profile")
                 }
                 let trace = try FleetTrace.load(path: tracePath)
-                let deviceProfile = try EdgeDeviceProfile.load(path: profilePath)
                 config.maxK = min(config.maxK, trace.kMax)
                 config.defaultK = min(config.defaultK, config.maxK)
                 targetHint = trace.targetModel
@@ -111,18 +112,13 @@ struct DrafterCommand: AsyncParsableCommand {
             let events = try EventPublisher(context: context, connect: try common.eventsPubEndpoint(), logger: logger)
             let core = DrafterCore(source: source, device: profile, replicaID: replicaID, configuration: config,
                                    context: context, events: events, logger: logger)
-            let advisor = try common.advisorEndpoint()
-            Task {
-                // The config-advisor's K for this device (docs/design.md §10); the flag's K stays if it is down.
-                let client = try BusEndpoint.dealer(context: context, connect: advisor, logger: logger)
-                defer { Task { await client.close() } }
-                let query = AdvisorQuery(device: profile, objective: .goodput, targetModel: targetHint,
-                                         candidates: [source.modelName])
-                if case .advice(let advice)? = try? await client.call(.advise(query), timeout: .seconds(3)) {
-                    core.setAdvisedK(advice.k)
-                    logger.info("config-advisor recommends K=\(advice.k) (\(advice.basis))")
-                }
-            }
+            // The config-advisor's K for this device (docs/design.md §10), asked again for each new target
+            // model sessions bring; the flag's K stays while it is down.
+            let advisor = AdvisorLink(context: context, endpoint: try common.advisorEndpoint(), device: profile,
+                                      edgeProfile: edgeProfile, draftModel: source.modelName,
+                                      apply: { core.setAdvisedK($0) }, logger: logger)
+            core.observeTargets { target in Task { await advisor.advise(target: target) } }
+            Task { [targetHint] in await advisor.advise(target: targetHint) }
             try await ReplicaMain.run(
                 role: .drafter, process: process, model: source.modelName, device: profile,
                 attributes: source.attributes.merging(

@@ -44,6 +44,7 @@ final class DrafterCore: @unchecked Sendable {
     /// Where token reports go instead of the control agent (an in-process gateway, a lossy path in tests).
     private let reportTransport = Mutex<(@Sendable (TokenReport) async throws -> Void)?>(nil)
     private let advisedK = Atomic<Int>(0)
+    private let targetObserver = Mutex<(@Sendable (String) -> Void)?>(nil)
     private let profile = Mutex<(tokens: Int, seconds: Double, rounds: Int)>((0, 0, 0))
     /// The verifiers' batch cost as this drafter observes it (from every verification's timings).
     private let verifierCost = Mutex<VerifierCostModel>(VerifierCostModel())
@@ -77,6 +78,12 @@ final class DrafterCore: @unchecked Sendable {
 
     /// K recommended by the config-advisor (0 = none yet).
     func setAdvisedK(_ k: Int) { advisedK.store(k, ordering: .relaxed) }
+
+    /// Told the target model of every session that names one (``SessionStart/targetModel``), so the
+    /// advisor is asked about the verifier this drafter really drafts for (``AdvisorLink``).
+    func observeTargets(_ observer: @escaping @Sendable (String) -> Void) {
+        targetObserver.withLock { $0 = observer }
+    }
 
     var load: ReplicaLoad {
         ReplicaLoad(activeSessions: sessions.withLock { $0.count }, queuedRequests: source.backlog)
@@ -128,6 +135,7 @@ final class DrafterCore: @unchecked Sendable {
             maxDraftLength: max(1, configuration.maxK), initialDraftLength: effectiveDefaultK,
             fixedDraftLength: fixed.map { max(1, $0) })
         if !configuration.dynamic { controllerConfig.adaptiveThreshold = false }
+        if let target = start.targetModel, let observe = targetObserver.withLock({ $0 }) { observe(target) }
         let session = DrafterSession(start: start, controller: SpeculationController(configuration: controllerConfig))
         let task = Task { await self.run(session) }
         let previous = sessions.withLock { table in

@@ -205,6 +205,7 @@ actor SessionManager {
                                  verifierID: session.verifier, verifierEndpoint: session.verifierEndpoint, k: r.k,
                                  arrivedAt: session.arrivedMillis, device: session.device)
         start.epoch = session.epoch
+        start.targetModel = await registry.info(session.verifier)?.registration.model
         do {
             let reply = try await control.call(.sessionStart(start), replica: session.drafter, timeout: .seconds(3))
             guard case .ack = reply else { throw GatewayError.internalError("drafter answered \(reply.kind)") }

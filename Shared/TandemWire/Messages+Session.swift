@@ -23,6 +23,9 @@ public struct SessionStart: Codable, Sendable, Hashable {
     /// The gateway's placement epoch of the session (docs/protocol.md, "Placement epochs"): a replica refuses
     /// a message older than the newest it has seen for the session. nil (older peers): unfenced.
     public var epoch: UInt64? = nil
+    /// The model of the verifier the session is placed on, so a drafter asks the config-advisor about the
+    /// target it actually drafts for (docs/design.md §10). nil (older gateways): the drafter keeps its advice.
+    public var targetModel: String? = nil
 
     public init(session: SessionID, promptTokens: [Int32], generated: [Int32] = [], sampling: WireSampling,
                 maxTokens: Int, stop: [String] = [], slo: SLO = SLO(), mode: VerificationMode = .coupled,
