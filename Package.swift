@@ -113,7 +113,7 @@ let package = Package(
                           path: "Services/verifier"),
         .executableTarget(name: "Estimator", dependencies: ["TandemService", "TandemSpeculative", prometheus],
                           path: "Services/estimator"),
-        .executableTarget(name: "ConfigAdvisor", dependencies: ["TandemService", "TandemSpeculative", prometheus],
+        .executableTarget(name: "ConfigAdvisor", dependencies: ["TandemService", "TandemSpeculative", "TandemEngine", prometheus],
                           path: "Services/config-advisor"),
         .executableTarget(name: "MetricsStore", dependencies: ["TandemService", grdb, prometheus],
                           path: "Services/metrics-store"),

@@ -1,3 +1,4 @@
+import TandemEngine
 import TandemSpeculative
 import TandemWire
 
@@ -21,9 +22,9 @@ extension ConfigAdvisorPolicy {
     /// Alignment profiles of `target` from the configured files and the store (a file wins over a store row of
     /// the same draft model and quantization).
     func alignmentProfiles(target: String, measurements: AdvisorMeasurements) -> [AlignmentProfile] {
-        var profiles = alignmentFiles.filter { ModelNames.canonical($0.targetModel) == target }
+        var profiles = alignmentFiles.filter { ModelCatalog.canonicalName($0.targetModel) == target }
         let known = Set(profiles.map { JointConfigEvaluator.modelKey($0.draftModel) + "|" + $0.draftQuantization })
-        for row in measurements.alignment where ModelNames.canonical(row.targetModel) == target {
+        for row in measurements.alignment where ModelCatalog.canonicalName(row.targetModel) == target {
             guard !known.contains(JointConfigEvaluator.modelKey(row.draftModel) + "|" + row.quantization),
                   let p = AlignmentProfile(row: row) else { continue }
             profiles.append(p)
@@ -35,7 +36,7 @@ extension ConfigAdvisorPolicy {
     func jointRecommend(_ query: AdvisorQuery,
                         measurements: AdvisorMeasurements) throws(ErrorReply) -> JointDecision? {
         guard let edge = query.edgeProfile else { return nil }
-        let target = ModelNames.canonical(query.targetModel)
+        let target = ModelCatalog.canonicalName(query.targetModel)
         var profiles = alignmentProfiles(target: target, measurements: measurements)
         if !query.candidates.isEmpty {
             let wanted = Set(query.candidates.map(JointConfigEvaluator.modelKey))
@@ -46,7 +47,7 @@ extension ConfigAdvisorPolicy {
         var live: [String: [Double]] = [:]
         let kMax = profiles.map(\.kMax).max() ?? kRange.upperBound
         for p in profiles {
-            let draft = ModelNames.canonical(p.draftModel)
+            let draft = ModelCatalog.canonicalName(p.draftModel)
             let (estimate, source) = acceptanceEstimate(draft: draft, target: target, measurements: measurements)
             if source == .measured {
                 var curve = Array(estimate.conditional.prefix(kMax))

@@ -1,3 +1,4 @@
+import TandemEngine
 import TandemSpeculative
 import TandemWire
 
@@ -75,7 +76,7 @@ struct ConfigAdvisorPolicy: Sendable {
             throw ErrorReply(code: .invalidArgument,
                              message: "device computeThrottle must be > 0 and powerWatts >= 0")
         }
-        let target = ModelNames.canonical(query.targetModel)
+        let target = ModelCatalog.canonicalName(query.targetModel)
         let verify = verifyModel(target: target, measurements: measurements)
         var evaluations: [Evaluation] = []
         for draft in candidates(query, target: target, measurements: measurements) {
@@ -143,12 +144,12 @@ struct ConfigAdvisorPolicy: Sendable {
     func candidates(_ query: AdvisorQuery, target: String, measurements: AdvisorMeasurements) -> [String] {
         var names: [String]
         if !query.candidates.isEmpty {
-            names = query.candidates.map(ModelNames.canonical)
+            names = query.candidates.map(ModelCatalog.canonicalName)
         } else {
-            names = measurements.acceptance.filter { ModelNames.canonical($0.targetModel) == target }
-                .map { ModelNames.canonical($0.draftModel) }
+            names = measurements.acceptance.filter { ModelCatalog.canonicalName($0.targetModel) == target }
+                .map { ModelCatalog.canonicalName($0.draftModel) }
             names += measurements.profiles.filter { $0.device == query.device.name }
-                .map { ModelNames.canonical($0.draftModel) }
+                .map { ModelCatalog.canonicalName($0.draftModel) }
             names += priors.draftCandidates(target: target)
         }
         var seen = Set<String>()
@@ -158,7 +159,7 @@ struct ConfigAdvisorPolicy: Sendable {
     func acceptanceEstimate(draft: String, target: String,
                             measurements: AdvisorMeasurements) -> (estimate: AcceptanceEstimate, source: Source) {
         let rows = measurements.acceptance.filter {
-            ModelNames.canonical($0.draftModel) == draft && ModelNames.canonical($0.targetModel) == target
+            ModelCatalog.canonicalName($0.draftModel) == draft && ModelCatalog.canonicalName($0.targetModel) == target
         }
         if let measured = AcceptanceEstimate.measured(rows, minRounds: minAcceptanceRounds,
                                                       minPositionRounds: minPositionRounds) {
@@ -180,7 +181,7 @@ struct ConfigAdvisorPolicy: Sendable {
         let prior = priors.drafts[draft]
         let priorPower = device.powerWatts * (prior?.powerFactor ?? 1)
         let rows = measurements.profiles.filter {
-            ModelNames.canonical($0.draftModel) == draft && $0.samples > 0 && $0.draftTokensPerSecond > 0
+            ModelCatalog.canonicalName($0.draftModel) == draft && $0.samples > 0 && $0.draftTokensPerSecond > 0
                 && $0.draftTokensPerSecond.isFinite
         }
         let own = rows.filter { $0.device == device.name }
@@ -211,11 +212,11 @@ struct ConfigAdvisorPolicy: Sendable {
     func verifyModel(target: String, measurements: AdvisorMeasurements) -> (model: VerifyTimeModel, source: Source) {
         if let line = measurements.verifyLines[target] { return (line, .measured) }
         let prior = priors.verifyModel(target: target)
-        let rows = measurements.batchLatency.filter { ModelNames.canonical($0.key) == target }
+        let rows = measurements.batchLatency.filter { ModelCatalog.canonicalName($0.key) == target }
         let count = rows.reduce(0) { $0 + $1.count }
         guard count >= max(1, minLatencySamples) else { return (prior, .prior) }
         let meanSeconds = rows.reduce(0.0) { $0 + Double($1.count) * $1.p50Ms } / Double(count) / 1000
-        let targetRounds = measurements.acceptance.filter { ModelNames.canonical($0.targetModel) == target }
+        let targetRounds = measurements.acceptance.filter { ModelCatalog.canonicalName($0.targetModel) == target }
         let totalRounds = targetRounds.reduce(0) { $0 + $1.rounds }
         let typicalK = totalRounds > 0
             ? Int((targetRounds.reduce(0.0) { $0 + Double($1.rounds * $1.k) } / Double(totalRounds)).rounded())

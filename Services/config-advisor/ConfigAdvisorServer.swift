@@ -1,4 +1,5 @@
 import Foundation
+import TandemEngine
 import Logging
 import ServiceLifecycle
 import Synchronization
@@ -60,7 +61,7 @@ final class ConfigAdvisorServer: Service, Sendable {
         case .advise(let query):
             var measurements = await cache.measurements()
             if let verifyLines {
-                let target = ModelNames.canonical(query.targetModel)
+                let target = ModelCatalog.canonicalName(query.targetModel)
                 if let line = await verifyLines.line(for: target) { measurements.verifyLines[target] = line }
             }
             do {

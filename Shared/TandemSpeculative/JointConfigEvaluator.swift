@@ -1,3 +1,4 @@
+import TandemEngine
 import Foundation
 
 /// ConfigSpec's joint choice of (draft variant, K) for one device and one objective (docs/alignment.md).
@@ -175,14 +176,9 @@ public enum JointConfigEvaluator {
         return Result(candidates: candidates, best: best)
     }
 
-    /// Model names as compared across profiles: the last path component, lowercased, without `.gguf`.
-    public static func modelKey(_ name: String) -> String {
-        var base = Substring(name.trimmingCharacters(in: .whitespaces))
-        if let slash = base.lastIndex(of: "/") { base = base[base.index(after: slash)...] }
-        var lowered = base.lowercased()
-        if lowered.hasSuffix(".gguf") { lowered.removeLast(5) }
-        return lowered
-    }
+    /// Model names as compared across profiles: ``ModelCatalog/canonicalName(_:)`` (a catalog file and its
+    /// catalog name are one model), the key the estimator and the metrics use too.
+    public static func modelKey(_ name: String) -> String { ModelCatalog.canonicalName(name) }
 
     /// Variants from alignment profiles. A variant's time scale is the device model's speed on the profiling
     /// machine ÷ the variant's (both measured there, so the ratio carries to the device: batch-1 decode is

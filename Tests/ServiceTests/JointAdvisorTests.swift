@@ -8,6 +8,13 @@ import TandemWire
 /// The advisor over (draft variant, K) on constructed profiles: the choice follows the objective.
 @Suite("ConfigAdvisor: joint (draft variant, K)")
 struct JointAdvisorTests {
+    /// A profile may name the shipped draft by file, the device by catalog name: one model, one key.
+    @Test func aCatalogFileAndItsCatalogNameAreOneVariant() {
+        #expect(JointConfigEvaluator.modelKey("/models/Qwen2.5-Coder-0.5B-Instruct.gguf")
+                == JointConfigEvaluator.modelKey("qwen2.5-coder-0.5b-instruct"))
+        #expect(JointConfigEvaluator.modelKey("/tmp/My-Variant-Q4_0.GGUF") == "my-variant-q4_0")
+    }
+
     /// A device 2 ms per drafted token behind a 100 ms link (cellular), drafting at 5 W, 0.05 J/token.
     static func fastDevice(rttMs: Double = 100, joules: Double? = 0.05, watts: Double? = 5) -> EdgeDeviceProfile {
         EdgeDeviceProfile(name: "fast", hardware: "constructed", source: "test", draftModel: "accurate",
