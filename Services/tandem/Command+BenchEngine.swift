@@ -117,10 +117,12 @@ struct BenchEngineCommand: AsyncParsableCommand {
         let pcache = engine.makeCache(capacity: prefillTokens + decodeTokens + 1)
         let prompt = (0..<prefillTokens).map(token)
         let rssBeforePrefill = Self.statusBytes("VmRSS:") ?? 0
+        let anonBeforePrefill = Self.statusBytes("RssAnon:") ?? 0
         let prefillRate = try measure(prefillTokens) {
             _ = try engine.forward([ForwardRequest(cache: pcache, tokens: prompt, logits: .last)])
         }
         let rssAfterPrefill = Self.statusBytes("VmRSS:") ?? 0
+        let anonAfterPrefill = Self.statusBytes("RssAnon:") ?? 0
         // Decode at the end of that prompt: attention reads every cached position, so the KV type shows here.
         var after = Sampler.argmax(logits: try engine.decode(cache: pcache, token: token(prefillTokens)))
         let longDecodeRate = try measure(decodeTokens) {
@@ -163,6 +165,11 @@ struct BenchEngineCommand: AsyncParsableCommand {
               + String(format: "%.1f MB; RSS grew %.1f MB during the prefill (%.1f MB beyond its cache)",
                        Double(pcache.residentBytes) / 1e6, Double(rssAfterPrefill - rssBeforePrefill) / 1e6,
                        Double(rssAfterPrefill - rssBeforePrefill - pcache.residentBytes) / 1e6))
+        // Anonymous memory is what the process allocated; the rest of the growth is file pages of the model
+        // (embedding rows of the prompt's tokens) mapped back in, shared with the page cache and reclaimable.
+        print(String(format: "  of which anonymous (allocated) %.1f MB, %.1f MB beyond the cache; the rest file pages of the model",
+                     Double(anonAfterPrefill - anonBeforePrefill) / 1e6,
+                     Double(anonAfterPrefill - anonBeforePrefill - pcache.residentBytes) / 1e6))
         if let ref { print("reference: \(ref.name), llama.cpp CPU 2 threads (models.md)") }
         print("cpu = process CPU time / (wall time x threads) during the measurement: well below 100% means")
         print("other processes took the cores, and the tok/s figures understate the engine by about that factor.")
