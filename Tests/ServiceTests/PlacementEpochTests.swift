@@ -77,16 +77,8 @@ struct PlacementEpochTests {
     }
 
     @Test func theDrafterRefusesAStartOrCloseOfAnOlderPlacement() async throws {
-        let pair = try await SyntheticPair.make()
-        let model = try LanguageModel.load(path: pair.draft, logger: Logger(label: "test"))
-        let source = ModelDraftSource(engine: ForwardEngine(model: model, threads: 1), tokenizer: try Tokenizer(gguf: model.gguf),
-                                      modelName: "syn-draft", quantization: "Q8_0",
-                                      device: DeviceProfile(name: "test", powerWatts: 1), devices: nil, maxK: 4,
-                                      draftSupport: 8)
         let context = try BusContext()
-        let core = DrafterCore(source: source, device: DeviceProfile(name: "test", powerWatts: 1), replicaID: "d-test",
-                               configuration: DrafterCore.Configuration(), context: context, events: nil,
-                               logger: Logger(label: "test"))
+        let (core, _) = try await SyntheticPair.drafterCore(context: context)
         func start(_ epoch: UInt64) -> WireMessage {
             var start = SessionStart(session: "s", promptTokens: Self.prompt, sampling: WireSampling(), maxTokens: 4,
                                      verifierID: "v", verifierEndpoint: "tcp://127.0.0.1:1", arrivedAt: 0)

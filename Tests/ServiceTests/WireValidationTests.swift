@@ -184,16 +184,8 @@ struct WireValidationTests {
     }
 
     @Test func theDrafterRefusesAnInvalidSessionStartAndCountsIt() async throws {
-        let pair = try await SyntheticPair.make()
-        let model = try LanguageModel.load(path: pair.draft, logger: Logger(label: "test"))
-        let source = ModelDraftSource(engine: ForwardEngine(model: model, threads: 1), tokenizer: try Tokenizer(gguf: model.gguf),
-                                      modelName: "syn-draft", quantization: "Q8_0",
-                                      device: DeviceProfile(name: "test", powerWatts: 1), devices: nil, maxK: 4,
-                                      draftSupport: 8)
         let context = try BusContext()
-        let core = DrafterCore(source: source, device: DeviceProfile(name: "test", powerWatts: 1), replicaID: "d-test",
-                               configuration: DrafterCore.Configuration(), context: context, events: nil,
-                               logger: Logger(label: "test"))
+        let (core, model) = try await SyntheticPair.drafterCore(context: context)
         let vocabulary = Int32(model.config.vocabularySize)
         let starts = [
             SessionStart(session: "a", promptTokens: [1, vocabulary], sampling: WireSampling(), maxTokens: 4,
