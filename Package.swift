@@ -38,6 +38,7 @@ let hummingbird = Target.Dependency.product(name: "Hummingbird", package: "hummi
 let hummingbirdTesting = Target.Dependency.product(name: "HummingbirdTesting", package: "hummingbird")
 let grdb = Target.Dependency.product(name: "GRDB", package: "GRDB.swift")
 let collections = Target.Dependency.product(name: "Collections", package: "swift-collections")
+let deque = Target.Dependency.product(name: "DequeModule", package: "swift-collections")
 let asyncAlgorithms = Target.Dependency.product(name: "AsyncAlgorithms", package: "swift-async-algorithms")
 let httpClient = Target.Dependency.product(name: "AsyncHTTPClient", package: "async-http-client")
 let propertyBased = Target.Dependency.product(name: "PropertyBased", package: "swift-property-based")
@@ -91,7 +92,7 @@ let package = Package(
         .target(name: "TandemTelemetry", dependencies: ["TandemWire", "TandemBus", log, metrics, prometheus],
                 path: "Shared/TandemTelemetry"),
         .target(name: "TandemService",
-                dependencies: ["TandemWire", "TandemBus", "TandemTelemetry", log, metrics, lifecycle, argumentParser],
+                dependencies: ["TandemWire", "TandemBus", "TandemTelemetry", log, metrics, lifecycle, argumentParser, deque],
                 path: "Shared/TandemService"),
 
         .target(name: "TandemServing",
@@ -105,7 +106,7 @@ let package = Package(
                           path: "Services/gateway"),
         .executableTarget(name: "DrafterAgent",
                           dependencies: ["TandemService", "TandemServing", "TandemEngine", "TandemSpeculative",
-                                         prometheus],
+                                         prometheus, deque],
                           path: "Services/drafter-agent"),
         .executableTarget(name: "Verifier",
                           dependencies: ["TandemService", "TandemServing", "TandemEngine", "TandemSpeculative",

@@ -1,3 +1,4 @@
+import DequeModule
 import Foundation
 import Logging
 import Synchronization
@@ -95,19 +96,14 @@ final class VerifierCore: @unchecked Sendable {
         var batchScheduled = false
         var nextID: UInt64 = 0
         /// Answers (given or coming) by request id, kept `replyRetentionMs` for retries; `replyOrder` is
-        /// their arrival order, pruned from `replyHead`.
+        /// their arrival order, oldest first.
         var replies: [ReplyKey: VerifyReply] = [:]
-        var replyOrder: [(key: ReplyKey, at: Double)] = []
-        var replyHead = 0
+        var replyOrder = Deque<(key: ReplyKey, at: Double)>()
 
         mutating func pruneReplies(olderThan limit: Double) {
-            while replyHead < replyOrder.count, replyOrder[replyHead].at < limit {
-                replies[replyOrder[replyHead].key] = nil
-                replyHead += 1
-            }
-            if replyHead > 1024, replyHead * 2 > replyOrder.count {
-                replyOrder.removeFirst(replyHead)
-                replyHead = 0
+            while let oldest = replyOrder.first, oldest.at < limit {
+                replies[oldest.key] = nil
+                replyOrder.removeFirst()
             }
         }
     }

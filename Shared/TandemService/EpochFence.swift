@@ -1,3 +1,4 @@
+import DequeModule
 import Synchronization
 import TandemWire
 
@@ -13,8 +14,8 @@ import TandemWire
 public final class EpochFence: Sendable {
     private struct State {
         var epochs: [SessionID: UInt64] = [:]
-        var order: [SessionID] = []
-        var head = 0
+        /// Sessions in the order they were first recorded (the oldest is forgotten first).
+        var order = Deque<SessionID>()
     }
 
     private let state = Mutex<State>(State())
@@ -36,13 +37,8 @@ public final class EpochFence: Sendable {
             }
             s.epochs[session] = epoch
             s.order.append(session)
-            while s.epochs.count > capacity, s.head < s.order.count {
-                s.epochs[s.order[s.head]] = nil
-                s.head += 1
-            }
-            if s.head > 1024, s.head * 2 > s.order.count {
-                s.order.removeFirst(s.head)
-                s.head = 0
+            while s.epochs.count > capacity, let oldest = s.order.popFirst() {
+                s.epochs[oldest] = nil
             }
             return true
         }
