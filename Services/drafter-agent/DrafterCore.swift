@@ -309,7 +309,7 @@ final class DrafterCore: @unchecked Sendable {
             session.stats.plainRounds += 1
         } else {
             let rejected = draft.tokens.count - min(result.accepted, draft.tokens.count)
-            session.stats.wastedDraftMs += draft.seconds * 1000 * Double(rejected) / Double(draft.tokens.count)
+            session.stats.wastedDraftMs += draft.draftingSeconds * 1000 * Double(rejected) / Double(draft.tokens.count)
         }
         let t = result.timings
         verifierCost.withLock {
@@ -319,8 +319,8 @@ final class DrafterCore: @unchecked Sendable {
         }
         if !draft.tokens.isEmpty {
             session.controller.finishRound(drafted: draft.tokens.count, accepted: result.accepted)
-            session.controller.recordDraftTime(seconds: draft.seconds, tokens: draft.tokens.count)
-            recordProfile(tokens: draft.tokens.count, seconds: draft.seconds)
+            session.controller.recordDraftTime(seconds: draft.draftingSeconds, tokens: draft.tokens.count)
+            recordProfile(tokens: draft.tokens.count, seconds: draft.draftingSeconds)
         }
         // Trim at max_tokens and at the first end-of-generation token.
         var newTokens = Array(session.committed[(session.promptLength + session.reported)...])

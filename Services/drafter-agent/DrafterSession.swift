@@ -40,6 +40,16 @@ final class DrafterSession: @unchecked Sendable {
 struct DraftOutput: Sendable {
     var tokens: [Int32]
     var distributions: [WireDistribution]
+    /// Device time of the whole call, catching up included.
     var seconds: Double
     var planned: Int
+    /// Part of `seconds` spent feeding the draft model tokens it had not seen beyond the last committed one
+    /// (a new session's prompt, the tokens of a K = 0 round, a resumed session's history). Device time, but
+    /// not drafting: it is left out of the draft time per token the planner prices K with, and out of wasted
+    /// drafting. Counting a prompt's prefill as drafting made the first round look ~30x slower per token and
+    /// the planner settle on K = 0 for the rest of the session.
+    var catchUpSeconds: Double = 0
+
+    /// Device time spent drafting the tokens of this round.
+    var draftingSeconds: Double { max(0, seconds - catchUpSeconds) }
 }

@@ -65,6 +65,10 @@ final class ModelDraftSource: DraftSource, @unchecked Sendable {
 
         let feed = Array(session.committed[valid..<n])
         var result = try engine.forward([ForwardRequest(cache: cache, tokens: feed, logits: .last)])
+        // Feeding more than the last committed token is catching up, not drafting: its share of this forward
+        // is not charged to the draft tokens (``DraftOutput/catchUpSeconds``).
+        let catchUp = feed.count > 1
+            ? ServiceClock.millis(since: begin) / 1000 * Double(feed.count - 1) / Double(feed.count) : 0
         session.fed.append(contentsOf: feed)
         var tokens: [Int32] = []
         var distributions: [WireDistribution] = []
@@ -81,6 +85,6 @@ final class ModelDraftSource: DraftSource, @unchecked Sendable {
             session.fed.append(step.token)
         }
         return DraftOutput(tokens: tokens, distributions: distributions,
-                           seconds: ServiceClock.millis(since: begin) / 1000, planned: k)
+                           seconds: ServiceClock.millis(since: begin) / 1000, planned: k, catchUpSeconds: catchUp)
     }
 }

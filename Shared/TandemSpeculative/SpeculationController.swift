@@ -45,11 +45,16 @@ public struct SpeculationController: Sendable {
         public var priorWeight: Double
         /// Objective for choosing K_max.
         public var objective: SpeculationObjective
+        /// After this many K = 0 rounds in a row, one round drafts anyway (the best K ≥ 1): plain rounds
+        /// teach the controller nothing about acceptance or draft time, so without a probe one bad estimate
+        /// (a slow first round, an unlucky stretch of text) would keep a session unspeculated for good.
+        /// 0 disables probing.
+        public var probeInterval: Int
 
         public init(maxDraftLength: Int = 8, initialDraftLength: Int = 4, fixedDraftLength: Int? = nil,
                     stopThreshold: Double = 0.35, adaptiveThreshold: Bool = true, positionWeight: Double = 0.3,
                     learningRate: Double = 0.1, acceptanceDecay: Double = 0.98, priorAcceptance: Double = 0.7,
-                    priorWeight: Double = 4, objective: SpeculationObjective = .goodput) {
+                    priorWeight: Double = 4, objective: SpeculationObjective = .goodput, probeInterval: Int = 16) {
             precondition(maxDraftLength >= 1, "maxDraftLength must be positive")
             self.maxDraftLength = maxDraftLength
             self.initialDraftLength = min(max(1, initialDraftLength), maxDraftLength)
@@ -62,6 +67,7 @@ public struct SpeculationController: Sendable {
             self.priorAcceptance = priorAcceptance
             self.priorWeight = priorWeight
             self.objective = objective
+            self.probeInterval = max(0, probeInterval)
         }
     }
 
@@ -84,6 +90,8 @@ public struct SpeculationController: Sendable {
     private var confidences: [Float]
     private var survive: Double = 1
     private var plan: RoundPlan
+    /// K = 0 rounds chosen in a row (see ``Configuration/probeInterval``).
+    private var plainStreak = 0
 
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
@@ -150,10 +158,21 @@ public struct SpeculationController: Sendable {
                                                                                     draftLength: c.initialDraftLength))
             return plan
         }
-        let best = SpeculationPlanner.optimalDraftLength(
+        var best = SpeculationPlanner.optimalDraftLength(
             acceptance: alpha, draftSecondsPerToken: td, verifySeconds: { vt.seconds(draftLength: $0) },
             objective: c.objective, range: (allowNoDraft ? 0 : 1)...c.maxDraftLength,
             roundBudgetSeconds: roundBudgetSeconds)
+        if best.draftLength == 0 {
+            plainStreak += 1
+            if c.probeInterval > 0, plainStreak > c.probeInterval {
+                plainStreak = 0
+                best = SpeculationPlanner.optimalDraftLength(
+                    acceptance: alpha, draftSecondsPerToken: td, verifySeconds: { vt.seconds(draftLength: $0) },
+                    objective: c.objective, range: 1...c.maxDraftLength, roundBudgetSeconds: roundBudgetSeconds)
+            }
+        } else {
+            plainStreak = 0
+        }
         var threshold = c.stopThreshold
         if c.adaptiveThreshold, best.roundSeconds > 0 {
             threshold = min(max((td + vt.perTokenSeconds) * best.expectedTokens / best.roundSeconds, 0.05), 0.9)

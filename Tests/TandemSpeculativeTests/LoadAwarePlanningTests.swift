@@ -98,4 +98,41 @@ struct LoadAwarePlanningTests {
         #expect(zip(ks, ks.dropFirst()).allSatisfy { $0 >= $1 }, "K per load: \(ks)")
         #expect(ks.first! > ks.last!, "K per load: \(ks)")
     }
+
+    @Test func plainRoundsProbeADraftNowAndThen() {
+        // Drafting does not pay (slow device): K = 0 except one probing round after every 16 plain ones.
+        let model = Self.model(sessions: 1, positionsEach: 1)
+        var controller = SpeculationController(configuration: .init(
+            maxDraftLength: 8, initialDraftLength: 4, priorAcceptance: 0.7, priorWeight: 1_000_000))
+        controller.recordDraftTime(seconds: 0.080, tokens: 1)
+        let round = model.roundModel(contextTokens: 200, networkSeconds: 0.005, acceptance: 0.7)!
+        let ks = (0..<34).map { _ in controller.beginRound(verifyTime: round, allowNoDraft: true).maxDraftLength }
+        #expect(ks.enumerated().filter { $0.element > 0 }.map(\.offset) == [16, 33], "K per round: \(ks)")
+
+        var never = SpeculationController(configuration: .init(
+            maxDraftLength: 8, initialDraftLength: 4, priorAcceptance: 0.7, priorWeight: 1_000_000, probeInterval: 0))
+        never.recordDraftTime(seconds: 0.080, tokens: 1)
+        #expect((0..<40).allSatisfy { _ in never.beginRound(verifyTime: round, allowNoDraft: true).maxDraftLength == 0 })
+    }
+
+    @Test func aSlowFirstRoundDoesNotEndSpeculationForGood() {
+        // The first measured round was slow (say, the draft model also prefilled the prompt); the device
+        // really drafts at 5 ms per token. Probes measure the real speed and the session speculates again.
+        let model = Self.model(sessions: 1, positionsEach: 1)
+        var controller = SpeculationController(configuration: .init(
+            maxDraftLength: 8, initialDraftLength: 4, priorAcceptance: 0.8, priorWeight: 1_000_000))
+        controller.recordDraftTime(seconds: 0.520, tokens: 4)
+        let round = model.roundModel(contextTokens: 200, networkSeconds: 0.005, acceptance: 0.8)!
+        var ks: [Int] = []
+        for _ in 0..<300 {
+            let k = controller.beginRound(verifyTime: round, allowNoDraft: true).maxDraftLength
+            ks.append(k)
+            if k > 0 {
+                controller.recordDraftTime(seconds: 0.005 * Double(k), tokens: k)
+                controller.finishRound(drafted: k, accepted: k)
+            }
+        }
+        #expect(ks.first == 0, "K per round: \(ks)")
+        #expect(ks.suffix(20).allSatisfy { $0 > 0 }, "K per round: \(ks)")
+    }
 }
