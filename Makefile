@@ -10,7 +10,7 @@ PIP_PACKAGES := gguf numpy tokenizers openai pyyaml kubernetes-validate==1.37.0
 DEBUG_BIN := .build/debug
 RELEASE_BIN := .build/release
 
-.PHONY: deps system-deps python-deps build build-release test-models test test-portable demo bench clean
+.PHONY: deps system-deps python-deps build build-release test-models check-imports test test-portable demo bench clean
 
 deps: system-deps python-deps
 
@@ -37,7 +37,11 @@ build-release: deps
 test-models: build
 	$(DEBUG_BIN)/tandem models fetch smollm2-135m-instruct
 
-test: test-models
+# Package.swift declares exactly the modules each target's sources import (scripts/check-imports.py).
+check-imports: system-deps
+	$(PYTHON) scripts/check-imports.py
+
+test: check-imports test-models
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --no-parallel
 	$(MAKE) test-portable

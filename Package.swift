@@ -31,15 +31,18 @@ let engineFlags: [SwiftSetting] = [
 
 let log = Target.Dependency.product(name: "Logging", package: "swift-log")
 let metrics = Target.Dependency.product(name: "Metrics", package: "swift-metrics")
+let coreMetrics = Target.Dependency.product(name: "CoreMetrics", package: "swift-metrics")
 let prometheus = Target.Dependency.product(name: "Prometheus", package: "swift-prometheus")
 let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let unixSignals = Target.Dependency.product(name: "UnixSignals", package: "swift-service-lifecycle")
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 let hummingbird = Target.Dependency.product(name: "Hummingbird", package: "hummingbird")
 let hummingbirdTesting = Target.Dependency.product(name: "HummingbirdTesting", package: "hummingbird")
+let httpTypes = Target.Dependency.product(name: "HTTPTypes", package: "swift-http-types")
+let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
+let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
 let grdb = Target.Dependency.product(name: "GRDB", package: "GRDB.swift")
-let collections = Target.Dependency.product(name: "Collections", package: "swift-collections")
 let deque = Target.Dependency.product(name: "DequeModule", package: "swift-collections")
-let asyncAlgorithms = Target.Dependency.product(name: "AsyncAlgorithms", package: "swift-async-algorithms")
 let httpClient = Target.Dependency.product(name: "AsyncHTTPClient", package: "async-http-client")
 let propertyBased = Target.Dependency.product(name: "PropertyBased", package: "swift-property-based")
 
@@ -66,9 +69,12 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
+        // Hummingbird's and AsyncHTTPClient's own vocabulary, which the gateway, the CLI and the tests
+        // import directly (HTTPFields, ByteBuffer, HTTPHeaders).
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.65.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
-        .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.23.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
     ],
@@ -92,7 +98,8 @@ let package = Package(
         .target(name: "TandemTelemetry", dependencies: ["TandemWire", "TandemBus", log, metrics, prometheus],
                 path: "Shared/TandemTelemetry"),
         .target(name: "TandemService",
-                dependencies: ["TandemWire", "TandemBus", "TandemTelemetry", log, metrics, lifecycle, argumentParser, deque],
+                dependencies: ["TandemWire", "TandemBus", "TandemTelemetry", log, metrics, lifecycle, unixSignals,
+                               argumentParser, deque],
                 path: "Shared/TandemService"),
 
         .target(name: "TandemServing",
@@ -101,26 +108,33 @@ let package = Package(
 
         // MARK: Services (one executable each)
         .executableTarget(name: "Gateway",
-                          dependencies: ["TandemService", "TandemServing", "TandemEngine", "TandemSpeculative", hummingbird,
-                                         prometheus],
+                          dependencies: ["TandemService", "TandemServing", "TandemTelemetry", "TandemEngine", "TandemWire",
+                                         "TandemBus", hummingbird, httpTypes, nioCore, prometheus, metrics, log,
+                                         lifecycle, argumentParser],
                           path: "Services/gateway"),
         .executableTarget(name: "DrafterAgent",
-                          dependencies: ["TandemService", "TandemServing", "TandemEngine", "TandemSpeculative",
-                                         prometheus, deque],
+                          dependencies: ["TandemService", "TandemServing", "TandemTelemetry", "TandemEngine",
+                                         "TandemSpeculative", "TandemWire", "TandemBus", log, argumentParser],
                           path: "Services/drafter-agent"),
         .executableTarget(name: "Verifier",
-                          dependencies: ["TandemService", "TandemServing", "TandemEngine", "TandemSpeculative",
-                                         prometheus],
+                          dependencies: ["TandemService", "TandemServing", "TandemTelemetry", "TandemEngine",
+                                         "TandemSpeculative", "TandemWire", "TandemBus", deque, log, argumentParser],
                           path: "Services/verifier"),
-        .executableTarget(name: "Estimator", dependencies: ["TandemService", "TandemSpeculative", prometheus],
+        .executableTarget(name: "Estimator",
+                          dependencies: ["TandemService", "TandemSpeculative", "TandemEngine", "TandemWire", "TandemBus",
+                                         log, lifecycle, argumentParser],
                           path: "Services/estimator"),
-        .executableTarget(name: "ConfigAdvisor", dependencies: ["TandemService", "TandemSpeculative", "TandemEngine", prometheus],
+        .executableTarget(name: "ConfigAdvisor",
+                          dependencies: ["TandemService", "TandemSpeculative", "TandemEngine", "TandemWire", "TandemBus",
+                                         log, lifecycle, argumentParser],
                           path: "Services/config-advisor"),
-        .executableTarget(name: "MetricsStore", dependencies: ["TandemService", grdb, prometheus],
+        .executableTarget(name: "MetricsStore",
+                          dependencies: ["TandemService", "TandemWire", "TandemBus", grdb, log, lifecycle, argumentParser],
                           path: "Services/metrics-store"),
         .executableTarget(name: "TandemCLI",
-                          dependencies: ["TandemService", "TandemServing", "TandemEngine", "TandemKernels",
-                                         "TandemSpeculative", "TandemQuantize", httpClient, argumentParser],
+                          dependencies: ["TandemService", "TandemServing", "TandemTelemetry", "TandemEngine", "TandemKernels",
+                                         "TandemSpeculative", "TandemQuantize", "TandemWire", "TandemBus", httpClient,
+                                         nioCore, nioHTTP1, log, unixSignals, argumentParser],
                           path: "Services/tandem"),
 
         // MARK: Tests
@@ -135,9 +149,10 @@ let package = Package(
         .testTarget(name: "TandemSpeculativeTests", dependencies: ["TandemSpeculative", "TandemEngine", "TandemTestSupport"],
                     path: "Tests/TandemSpeculativeTests"),
         .testTarget(name: "ServiceTests",
-                    dependencies: ["TandemService", "TandemServing", "TandemEngine", "TandemSpeculative", "MetricsStore",
-                                   "Gateway", "Estimator", "ConfigAdvisor", "Verifier", "DrafterAgent", "TandemTestSupport", "TandemCLI",
-                                   hummingbirdTesting, prometheus, metrics],
+                    dependencies: ["TandemService", "TandemServing", "TandemEngine", "TandemSpeculative", "TandemWire",
+                                   "TandemBus", "MetricsStore", "Gateway", "Estimator", "ConfigAdvisor", "Verifier",
+                                   "DrafterAgent", "TandemTestSupport", "TandemCLI", hummingbird, hummingbirdTesting,
+                                   httpTypes, grdb, prometheus, coreMetrics, log],
                     path: "Tests/ServiceTests"),
     ]
 )

@@ -16,7 +16,7 @@ struct Frontend: Sendable {
     let created: Int
     var maxBodyBytes = 4 << 20
     var defaultMaxTokens = 2048
-    var defaultMode = "coupled"
+    var defaultMode = ServingMode.standard
     var slo = SLO()
     var apiKey: String?
 

@@ -118,17 +118,12 @@ extension Gateway {
             throw GatewayError.invalid("stop takes at most 4 non-empty strings", param: "stop")
         }
         if let k = f.k, !(0...16).contains(k) { throw GatewayError.invalid("k must be in 0...16", param: "k") }
-        let modeName = f.tandemMode ?? frontend.defaultMode
-        let mode: VerificationMode
-        var k = f.k
-        switch modeName {
-        case "coupled": mode = .coupled
-        case "exact": mode = .exact
-        case "centralized":
-            mode = .coupled
-            k = 0
-        default: throw GatewayError.invalid("tandem_mode must be coupled, exact or centralized", param: "tandem_mode")
-        }
+        let mode = try f.tandemMode.map {
+            guard let mode = ServingMode(parsing: $0) else {
+                throw GatewayError.invalid(ServingMode.invalid("tandem_mode"), param: "tandem_mode")
+            }
+            return mode
+        } ?? frontend.defaultMode
         let ttft = f.sloTtftMs ?? frontend.slo.ttftMs
         let tpot = f.sloTpotMs ?? frontend.slo.tpotMs
         guard ttft > 0 else { throw GatewayError.invalid("slo_ttft_ms must be positive", param: "slo_ttft_ms") }
@@ -138,8 +133,8 @@ extension Gateway {
             promptTokens: promptTokens,
             sampling: WireSampling(temperature: Float(temperature), topK: max(0, topK), topP: Float(topP),
                                    minP: Float(minP), repetitionPenalty: Float(penalty), seed: seed),
-            maxTokens: maxTokens, stop: stop, slo: SLO(ttftMs: ttft, tpotMs: tpot), mode: mode, k: k,
-            modeName: modeName)
+            maxTokens: maxTokens, stop: stop, slo: SLO(ttftMs: ttft, tpotMs: tpot), mode: mode,
+            k: mode.draftLength(requested: f.k))
     }
 
     /// The device a request names: header `X-Tandem-Device`, else the body's `tandem_device`; both must agree.

@@ -42,7 +42,7 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(help: "End a session that gets no token report for this many seconds with an error (504; streaming: an SSE error event) [TANDEM_SESSION_INACTIVITY_TIMEOUT].")
     var sessionInactivityTimeout: Double?
 
-    @Option(help: "Default verification mode: coupled, exact or centralized [TANDEM_DEFAULT_MODE].")
+    @Option(help: "Default serving mode: \(ServingMode.choices) [TANDEM_DEFAULT_MODE].")
     var defaultMode: String?
 
     @Option(help: "Default TTFT SLO in ms [TANDEM_SLO_TTFT_MS].")
@@ -93,10 +93,9 @@ struct GatewayCommand: AsyncParsableCommand {
         var frontend = try Frontend(
             model: Setting.string(model, env: "TANDEM_TARGET_MODEL", default: ModelLoader.defaultTarget), logger: logger)
         frontend.apiKey = Setting.optionalString(apiKey, env: "TANDEM_API_KEY")
-        frontend.defaultMode = Setting.string(defaultMode, env: "TANDEM_DEFAULT_MODE", default: "coupled")
-        guard ["coupled", "exact", "centralized"].contains(frontend.defaultMode) else {
-            throw ValidationError("default mode must be coupled, exact or centralized")
-        }
+        let mode = Setting.string(defaultMode, env: "TANDEM_DEFAULT_MODE", default: ServingMode.standard.rawValue)
+        guard let mode = ServingMode(parsing: mode) else { throw ValidationError(ServingMode.invalid("default mode")) }
+        frontend.defaultMode = mode
         frontend.slo = SLO(ttftMs: try Setting.double(sloTtftMs, env: "TANDEM_SLO_TTFT_MS", default: 2000),
                            tpotMs: try Setting.double(sloTpotMs, env: "TANDEM_SLO_TPOT_MS", default: 150))
         return frontend

@@ -21,7 +21,7 @@ struct SessionSummary: Sendable {
     var stats: RoundStats
     var verifier: ReplicaID
     var drafter: ReplicaID
-    var mode: String
+    var mode: ServingMode
     var ttftMs: Double?
     var tpotMs: Double?
     var device: String?
@@ -34,10 +34,9 @@ struct GenerationRequest: Sendable {
     var maxTokens: Int
     var stop: [String]
     var slo: SLO
-    var mode: VerificationMode
+    var mode: ServingMode
     /// Fixed draft length (nil: drafter decides; 0: centralized, no drafting).
     var k: Int?
-    var modeName: String
     /// The device whose drafter must draft this request (SLED: the device that asks drafts); nil: any drafter.
     var device: String? = nil
 }

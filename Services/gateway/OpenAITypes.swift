@@ -1,4 +1,5 @@
 import Foundation
+import TandemWire
 
 // OpenAI-compatible request and response bodies (the subset Tandem serves, plus its extensions).
 // Keys are snake_case on the wire (the coders convert).
@@ -78,7 +79,8 @@ struct SamplingFields: Decodable, Sendable {
     var n: Int?
     var stream: Bool?
     var streamOptions: StreamOptions?
-    /// Tandem extension: `coupled` (default), `exact`, or `centralized` (no drafting).
+    /// Tandem extension: a ``ServingMode`` spelling (`coupled`, the default; `exact`; `centralized`, no
+    /// drafting). Parsed after decoding, so an unknown one is a 400 naming `tandem_mode`.
     var tandemMode: String?
     /// Tandem extension: fixed draft length K.
     var k: Int?
@@ -123,7 +125,7 @@ struct TandemStats: Encodable, Sendable {
     var acceptanceRate: Double?
     var rounds: Int
     var meanAcceptanceLength: Double?
-    var mode: String
+    var mode: ServingMode
     var verifier: String
     var drafter: String
     var ttftMs: Double?

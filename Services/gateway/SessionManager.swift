@@ -153,7 +153,7 @@ actor SessionManager {
     private func openOnVerifier(_ session: GatewaySession) async throws(GatewayError) {
         let r = session.request
         let open = SessionOpen(session: session.id, tokens: r.promptTokens + session.generated,
-                               promptLength: r.promptTokens.count, sampling: r.sampling, mode: r.mode, slo: r.slo,
+                               promptLength: r.promptTokens.count, sampling: r.sampling, mode: r.mode.verification, slo: r.slo,
                                capacity: r.promptTokens.count + r.maxTokens + 16,
                                selfDrive: session.drafter.isEmpty ? SelfDrive(maxTokens: r.maxTokens) : nil)
         var fenced = open
@@ -201,7 +201,7 @@ actor SessionManager {
         guard !session.drafter.isEmpty else { return }
         let r = session.request
         var start = SessionStart(session: session.id, promptTokens: r.promptTokens, generated: session.generated,
-                                 sampling: r.sampling, maxTokens: r.maxTokens, stop: r.stop, slo: r.slo, mode: r.mode,
+                                 sampling: r.sampling, maxTokens: r.maxTokens, stop: r.stop, slo: r.slo, mode: r.mode.verification,
                                  verifierID: session.verifier, verifierEndpoint: session.verifierEndpoint, k: r.k,
                                  arrivedAt: session.arrivedMillis, device: session.device)
         start.epoch = session.epoch
@@ -268,7 +268,7 @@ actor SessionManager {
         let summary = SessionSummary(
             finishReason: finalReason, promptTokens: session.request.promptTokens.count,
             completionTokens: session.generated.count, stats: session.stats, verifier: session.verifier,
-            drafter: session.drafter, mode: session.request.modeName, ttftMs: session.ttftMs, tpotMs: session.tpotMs,
+            drafter: session.drafter, mode: session.request.mode, ttftMs: session.ttftMs, tpotMs: session.tpotMs,
             device: session.device)
         session.continuation.yield(.finished(summary))
         session.continuation.finish()

@@ -41,15 +41,7 @@ final class ChildProcess: @unchecked Sendable {
     var pid: Int32 { process.processIdentifier }
     var isRunning: Bool { process.isRunning }
 
-    /// How the process ended ("exited with status 1", "killed by signal 9"), or "still running".
-    var exitDescription: String {
-        if process.isRunning { return "still running" }
-        switch process.terminationReason {
-        case .exit: return "exited with status \(process.terminationStatus)"
-        case .uncaughtSignal: return "killed by signal \(process.terminationStatus)"
-        @unknown default: return "ended (status \(process.terminationStatus))"
-        }
-    }
+    var exitDescription: String { process.exitDescription }
 
     /// The last `characters` of the log (stdout and stderr). After an exit, first waits briefly
     /// for the stdout reader to reach end-of-file, so the final lines (usually the reason) are in.
@@ -111,5 +103,18 @@ final class ChildProcess: @unchecked Sendable {
 
     func signal(_ sig: Int32) {
         if process.isRunning { kill(process.processIdentifier, sig) }
+    }
+}
+
+extension Process {
+    /// How the process ended ("exited with status 1", "killed by signal 9"), or "still running".
+    /// (The process tests' `ProductProcess` uses it too.)
+    var exitDescription: String {
+        if isRunning { return "still running" }
+        switch terminationReason {
+        case .exit: return "exited with status \(terminationStatus)"
+        case .uncaughtSignal: return "killed by signal \(terminationStatus)"
+        @unknown default: return "ended (status \(terminationStatus))"
+        }
     }
 }

@@ -31,10 +31,11 @@ enum FleetTable {
         let capacity = report.capacity.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
         out.append("capacity (largest N with >= 90% SLO attainment): \(capacity)")
         let modes = Set(report.rows.map(\.mode))
-        if modes.contains("centralized") {
-            for mode in modes.sorted() where mode != "centralized" {
+        let centralized = FleetMode.centralized.rawValue
+        if modes.contains(centralized) {
+            for mode in modes.sorted() where mode != centralized {
                 let ratios = report.rows.filter { $0.mode == mode }.compactMap { row -> String? in
-                    guard let base = report.rows.first(where: { $0.mode == "centralized" && $0.devices == row.devices }),
+                    guard let base = report.rows.first(where: { $0.mode == centralized && $0.devices == row.devices }),
                           base.goodputTPS > 0 else { return nil }
                     return String(format: "N=%d %.2fx", row.devices, row.goodputTPS / base.goodputTPS)
                 }

@@ -2,7 +2,7 @@ import ArgumentParser
 
 /// `tandem`: the operator's tool. Runs a local cluster, benchmarks, fetches models.
 ///
-/// Each subcommand lives in its own file (`Command+<Name>.swift`) and is listed here.
+/// Each subcommand lives in its own file (`<Name>Command.swift`) and is listed here.
 @main
 struct TandemCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

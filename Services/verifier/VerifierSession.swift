@@ -1,4 +1,5 @@
 import TandemEngine
+import TandemServing
 import TandemSpeculative
 import TandemWire
 
@@ -23,10 +24,8 @@ final class VerifierSession {
         id = open.session
         committed = open.tokens
         promptLength = open.promptLength
-        params = SamplingParams(temperature: open.sampling.temperature, topK: open.sampling.topK,
-                                topP: open.sampling.topP, minP: open.sampling.minP,
-                                repetitionPenalty: open.sampling.repetitionPenalty, seed: open.sampling.seed)
-        mode = open.mode == .exact ? .exact : .coupled
+        params = SamplingParams(open.sampling)
+        mode = SpeculationMode(open.mode)
         slo = open.slo
         self.capacity = capacity
     }

@@ -1,6 +1,8 @@
 import TandemEngine
 
-/// The two lossless acceptance rules (docs/design.md §5). Services map the wire's `VerificationMode` onto this.
+/// The two lossless acceptance rules (docs/design.md §5): the engine's copy of the wire's `VerificationMode`,
+/// which a request's `ServingMode` implies (TandemWire; the engine knows no wire). Converted in one place,
+/// TandemServing's WireConversions.swift.
 public enum SpeculationMode: String, Sendable, Hashable, Codable, CaseIterable {
     /// Rejection sampling against the draft distribution: accept `x` with probability `min(1, p(x)/q(x))`,
     /// on rejection sample `norm(max(0, p - q))`. Highest acceptance; the output depends on the drafts.

@@ -56,14 +56,6 @@ public struct WireSampling: Codable, Sendable, Hashable {
     }
 }
 
-/// Which lossless acceptance rule a session uses (see docs/design: `exact` vs `coupled`).
-public enum VerificationMode: String, Codable, Sendable, CaseIterable, Hashable {
-    /// Rejection sampling against the draft distribution: highest acceptance; output depends on the draft.
-    case exact
-    /// Shared Gumbel noise: output identical to target-only sampling with the same seed.
-    case coupled
-}
-
 /// Latency objectives of one request.
 public struct SLO: Codable, Sendable, Hashable {
     public var ttftMs: Double

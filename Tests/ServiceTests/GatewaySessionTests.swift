@@ -46,7 +46,7 @@ struct GatewaySessionTests {
 
     func session(_ vocabulary: Vocabulary, stop: [String], maxTokens: Int = 100) -> GatewaySession {
         let request = GenerationRequest(promptTokens: [1], sampling: WireSampling(), maxTokens: maxTokens, stop: stop,
-                                        slo: SLO(), mode: .coupled, k: nil, modeName: "coupled")
+                                        slo: SLO(), mode: .coupled, k: nil)
         let (_, continuation) = AsyncStream<SessionUpdate>.makeStream()
         return GatewaySession(id: "s", request: request, drafter: "d", verifier: "v", verifierEndpoint: "",
                               decoder: vocabulary.tokenizer.streamingDecoder(), continuation: continuation)

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+@testable import TandemCLI
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -138,14 +139,7 @@ final class ProductProcess: Sendable {
     }
 
     /// How the child ended ("exited with status 1", "killed by signal 9"), or "still running".
-    var exitDescription: String {
-        if process.isRunning { return "still running" }
-        switch process.terminationReason {
-        case .exit: return "exited with status \(process.terminationStatus)"
-        case .uncaughtSignal: return "killed by signal \(process.terminationStatus)"
-        @unknown default: return "ended with status \(process.terminationStatus)"
-        }
-    }
+    var exitDescription: String { process.exitDescription }
 
     /// Everything a failure report needs: the exit status and the tails of stdout and stderr.
     /// After an exit, first waits (up to 1 s) for the stdout reader to reach end-of-file, so the

@@ -67,7 +67,7 @@ struct SessionInactivityTests {
 
         func start() async throws -> (SessionID, AsyncStream<SessionUpdate>) {
             let request = GenerationRequest(promptTokens: [1, 2], sampling: WireSampling(), maxTokens: 50, stop: [],
-                                            slo: SLO(), mode: .coupled, k: nil, modeName: "coupled")
+                                            slo: SLO(), mode: .coupled, k: nil)
             return try await manager.start(request)
         }
 

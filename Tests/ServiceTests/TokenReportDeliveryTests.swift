@@ -97,7 +97,7 @@ struct TokenReportDeliveryTests {
         let maxTokens = 24
         let (_, stream) = try await manager.start(GenerationRequest(
             promptTokens: prompt, sampling: WireSampling(), maxTokens: maxTokens, stop: [], slo: SLO(), mode: .coupled,
-            k: nil, modeName: "coupled"))
+            k: nil))
         var text = ""
         var summary: SessionSummary?
         for await update in stream {

@@ -174,7 +174,7 @@ struct BenchFleetCommand: AsyncParsableCommand {
                          device: String) async throws -> ChatClient.Result {
         var extra: [String: Any] = ["tandem_device": device, "slo_ttft_ms": sloTTFTMs, "slo_tpot_ms": sloTPOTMs]
         switch mode {
-        case .centralized: extra["tandem_mode"] = "centralized"
+        case .centralized: extra["tandem_mode"] = ServingMode.centralized.rawValue
         case .sled: extra["k"] = k
         case .tandem: break
         }
@@ -273,7 +273,8 @@ final class FleetProgress: Sendable {
     let state = Mutex<(done: Int, errors: Int)>((0, 0))
 }
 
-/// The serving modes the fleet benchmark compares (docs/fleet.md).
+/// The serving setups the fleet benchmark compares (docs/fleet.md): a ``ServingMode`` plus the cluster's
+/// scheduler and draft-length settings (`BenchFleetCommand.clusterPlan`).
 enum FleetMode: String, Sendable, CaseIterable {
     case centralized, sled, tandem
 }

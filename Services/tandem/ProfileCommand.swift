@@ -20,7 +20,7 @@ import TandemWire
 /// Build with `-c release` on the device; a debug build still runs the optimized kernels and engine
 /// (they are compiled with -O even in debug), so its figures are close but not equal.
 ///
-/// With `--pair DRAFT... TARGET` it measures draft/target alignment instead (Command+ProfilePair.swift,
+/// With `--pair DRAFT... TARGET` it measures draft/target alignment instead (ProfileCommand+Pair.swift,
 /// docs/alignment.md).
 struct ProfileCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

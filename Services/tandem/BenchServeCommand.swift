@@ -2,6 +2,7 @@ import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import Logging
+import TandemWire
 
 /// `tandem bench serve`: drives a running cluster over HTTP with C concurrent sessions and reports
 /// throughput, goodput, TTFT/TPOT percentiles, SLO attainment and acceptance — speculative and
@@ -34,8 +35,15 @@ struct BenchServeCommand: AsyncParsableCommand {
         var rounds: Int
     }
 
+    /// The two arms compared: speculative decoding (the gateway's `coupled` mode) and centralized serving.
+    enum Arm: String, CaseIterable {
+        case speculative, centralized
+
+        var servingMode: ServingMode { self == .centralized ? .centralized : .coupled }
+    }
+
     struct Row {
-        var mode: String
+        var mode: Arm
         var concurrency: Int
         var throughput: Double
         var goodput: Double
@@ -50,10 +58,8 @@ struct BenchServeCommand: AsyncParsableCommand {
     func run() async throws {
         let levels = concurrency.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !levels.isEmpty, levels.allSatisfy({ $0 >= 1 }) else { throw ValidationError("bad --concurrency") }
-        let modes: [String] = switch mode {
-        case "both": ["speculative", "centralized"]
-        case "speculative", "centralized": [mode]
-        default: throw ValidationError("--mode must be speculative, centralized or both")
+        let modes: [Arm] = if mode == "both" { Arm.allCases } else if let arm = Arm(rawValue: mode) { [arm] } else {
+            throw ValidationError("--mode must be speculative, centralized or both")
         }
         // Loaded once, before any request, so a bad --prompts fails fast.
         let messages: [[[String: String]]] = if let prompts {
@@ -82,14 +88,14 @@ struct BenchServeCommand: AsyncParsableCommand {
         print("\n" + table(rows))
     }
 
-    private func measure(client: ChatClient, mode: String, concurrency c: Int, prompts: [[[String: String]]]) async throws -> Row {
+    private func measure(client: ChatClient, mode: Arm, concurrency c: Int, prompts: [[[String: String]]]) async throws -> Row {
         let total = requests ?? max(4, 2 * c)
         let maxTokens = self.maxTokens, temperature = self.temperature, ttftSlo = self.ttftSlo, tpotSlo = self.tpotSlo
         let k = self.k
         @Sendable func extra() -> [String: Any] {
-            var fields: [String: Any] = ["tandem_mode": mode == "centralized" ? "centralized" : "coupled",
+            var fields: [String: Any] = ["tandem_mode": mode.servingMode.rawValue,
                                          "slo_ttft_ms": ttftSlo, "slo_tpot_ms": tpotSlo]
-            if mode == "speculative", let k { fields["k"] = k }
+            if mode == .speculative, let k { fields["k"] = k }
             return fields
         }
         let start = ContinuousClock.now
@@ -137,7 +143,7 @@ struct BenchServeCommand: AsyncParsableCommand {
 
     private func format(_ r: Row) -> String {
         String(format: "%@ C=%d: %.1f tok/s, goodput %.1f, TTFT p50 %.0f ms, TPOT p50 %.1f ms, SLO %.0f%%, errors %d",
-               r.mode, r.concurrency, r.throughput, r.goodput, pct(r.ttft, 50), pct(r.tpot, 50), r.attainment * 100, r.errors)
+               r.mode.rawValue, r.concurrency, r.throughput, r.goodput, pct(r.ttft, 50), pct(r.tpot, 50), r.attainment * 100, r.errors)
     }
 
     private func table(_ rows: [Row]) -> String {
@@ -145,14 +151,14 @@ struct BenchServeCommand: AsyncParsableCommand {
                      "|---|---|---|---|---|---|---|---|---|---|"]
         for r in rows {
             lines.append(String(format: "| %@ | %d | %.1f | %.1f | %.0f / %.0f / %.0f | %.1f / %.1f / %.1f | %.0f%% | %@ | %@ | %d |",
-                                r.mode, r.concurrency, r.throughput, r.goodput, pct(r.ttft, 50), pct(r.ttft, 90),
+                                r.mode.rawValue, r.concurrency, r.throughput, r.goodput, pct(r.ttft, 50), pct(r.ttft, 90),
                                 pct(r.ttft, 99), pct(r.tpot, 50), pct(r.tpot, 90), pct(r.tpot, 99), r.attainment * 100,
                                 r.acceptance.map { String(format: "%.2f", $0) } ?? "-",
                                 r.meanAcceptanceLength.map { String(format: "%.2f", $0) } ?? "-", r.errors))
         }
         let byC = Dictionary(grouping: rows, by: \.concurrency)
         for c in byC.keys.sorted() {
-            if let s = byC[c]?.first(where: { $0.mode == "speculative" }), let z = byC[c]?.first(where: { $0.mode == "centralized" }),
+            if let s = byC[c]?.first(where: { $0.mode == .speculative }), let z = byC[c]?.first(where: { $0.mode == .centralized }),
                z.throughput > 0 {
                 lines.append(String(format: "C=%d: speculative/centralized throughput %.2fx, goodput %@", c,
                                     s.throughput / z.throughput,
