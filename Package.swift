@@ -101,12 +101,12 @@ let package = Package(
 
         // MARK: Services (one executable each)
         .executableTarget(name: "Gateway",
-                          dependencies: ["TandemService", "TandemServing", "TandemEngine", "TandemSpeculative", hummingbird,
-                                         prometheus],
+                          dependencies: ["TandemService", "TandemServing", "TandemEngine", "TandemSpeculative", "TandemQuantize",
+                                         hummingbird, prometheus],
                           path: "Services/gateway"),
         .executableTarget(name: "DrafterAgent",
                           dependencies: ["TandemService", "TandemServing", "TandemEngine", "TandemSpeculative",
-                                         prometheus, deque],
+                                         prometheus, deque, httpClient],
                           path: "Services/drafter-agent"),
         .executableTarget(name: "Verifier",
                           dependencies: ["TandemService", "TandemServing", "TandemEngine", "TandemSpeculative",

@@ -20,6 +20,9 @@ final class DrafterSession: @unchecked Sendable {
     var confirmed: Int
     /// Time of the last verification round outside the verifier's queue and batch (network, bus).
     var lastNetworkSeconds: Double = 0
+    /// The draft model this session drafts with from its first round to its end, when the drafter can
+    /// change models (``ReloadableDraftSource``): `cache` belongs to it.
+    var lease: AnyObject?
 
     var promptLength: Int { start.promptTokens.count }
     var generatedCount: Int { committed.count - promptLength }
@@ -42,4 +45,6 @@ struct DraftOutput: Sendable {
     var distributions: [WireDistribution]
     var seconds: Double
     var planned: Int
+    /// The draft model that drafted (nil: the source's ``DraftSource/modelName``).
+    var model: String? = nil
 }
