@@ -108,13 +108,14 @@ let package = Package(
 
         // MARK: Services (one executable each)
         .executableTarget(name: "Gateway",
-                          dependencies: ["TandemService", "TandemServing", "TandemTelemetry", "TandemEngine", "TandemWire",
-                                         "TandemBus", hummingbird, httpTypes, nioCore, prometheus, metrics, log,
+                          dependencies: ["TandemService", "TandemServing", "TandemTelemetry", "TandemEngine", "TandemKernels", "TandemQuantize",
+                                         "TandemWire", "TandemBus", hummingbird, httpTypes, nioCore, prometheus, metrics, log,
                                          lifecycle, argumentParser],
                           path: "Services/gateway"),
         .executableTarget(name: "DrafterAgent",
                           dependencies: ["TandemService", "TandemServing", "TandemTelemetry", "TandemEngine",
-                                         "TandemSpeculative", "TandemWire", "TandemBus", log, argumentParser],
+                                         "TandemSpeculative", "TandemWire", "TandemBus", httpClient, nioCore, nioHTTP1, log,
+                                         argumentParser],
                           path: "Services/drafter-agent"),
         .executableTarget(name: "Verifier",
                           dependencies: ["TandemService", "TandemServing", "TandemTelemetry", "TandemEngine",

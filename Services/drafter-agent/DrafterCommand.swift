@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 import TandemBus
 import TandemEngine
@@ -16,8 +17,32 @@ struct DrafterCommand: AsyncParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
-    @Option(help: "Draft model: catalog name or GGUF path [TANDEM_DRAFT_MODEL].")
+    @Option(help: "Draft model: catalog name, GGUF path, or 'auto' (the config-advisor chooses, the gateway ships it) [TANDEM_DRAFT_MODEL].")
     var model: String?
+
+    @Option(help: "With --model auto: the gateway's HTTP address to download the model from [TANDEM_MODEL_SERVER] (default: the address the gateway reports on its control socket).")
+    var modelServer: String?
+
+    @Option(help: "With --model auto: the local model store downloads are kept in [TANDEM_DRAFT_MODEL_CACHE] (default: $TANDEM_MODELS or ~/.cache/tandem/models).")
+    var modelCache: String?
+
+    @Option(help: "With --model auto: only these shipped models (comma-separated names) are offered to the config-advisor [TANDEM_DRAFT_CANDIDATES].")
+    var autoCandidates: String?
+
+    @Option(help: "With --model auto: the target the advice is about [TANDEM_TARGET_MODEL] (default: the gateway's served model).")
+    var targetModel: String?
+
+    @Option(help: "With --model auto: API key of the gateway's model endpoint [TANDEM_API_KEY].")
+    var apiKey: String?
+
+    @Option(help: "With --model auto: seconds between asking the config-advisor again (its choice may change the model); 0 = only per new target [TANDEM_READVISE_SECONDS] (default: 300).")
+    var readviseSeconds: Double?
+
+    @Option(help: "With --model auto: seconds the start may wait for the gateway, the advisor and the download [TANDEM_AUTO_TIMEOUT] (default: 600).")
+    var autoTimeout: Double?
+
+    @Option(help: "What the config-advisor optimises for this device: goodput, cost or energy [TANDEM_OBJECTIVE] (default: goodput).")
+    var objective: String?
 
     @Option(help: "Device profile name [TANDEM_DEVICE].")
     var device: String?
@@ -84,6 +109,7 @@ struct DrafterCommand: AsyncParsableCommand {
             let hosted: [String]? = deviceCount > 0 ? (1...deviceCount).map { "\(prefix)-\($0)" } : nil
 
             let source: any DraftSource
+            var auto: AutoStart?
             var targetHint = ModelLoader.defaultTarget
             let edgeProfile = try Setting.optionalString(self.profile, env: "TANDEM_DEVICE_PROFILE")
                 .map { try EdgeDeviceProfile.load(path: $0) }
@@ -102,23 +128,70 @@ struct DrafterCommand: AsyncParsableCommand {
                     "profile": "\(deviceProfile.name)", "profile_source": "\(deviceProfile.source)",
                     "devices": "\(hosted?.count ?? 1)"])
             } else {
+                let kv = try KVCacheType(flag: kvType, environment: Setting.optionalString(nil, env: "TANDEM_KV_TYPE"))
+                let (maxK, draftSupport) = (config.maxK, config.draftSupport)
+                let makeSource: @Sendable (ModelLoader.Loaded, String) -> ModelDraftSource = { loaded, name in
+                    let engine = ForwardEngine(model: loaded.model, threads: profile.threads, kvType: kv, logger: logger)
+                    return ModelDraftSource(engine: engine, tokenizer: loaded.tokenizer, modelName: name,
+                                            quantization: loaded.model.gguf.dominantTypeName, device: profile,
+                                            devices: hosted, maxK: maxK, draftSupport: draftSupport)
+                }
                 let modelName = Setting.string(model, env: "TANDEM_DRAFT_MODEL", default: ModelLoader.defaultDraft)
-                let loaded = try await ModelLoader.load(modelName, logger: logger)
-                let engine = ForwardEngine(model: loaded.model, threads: profile.threads, kvType: try KVCacheType(flag: kvType, environment: Setting.optionalString(nil, env: "TANDEM_KV_TYPE")), logger: logger)
-                source = ModelDraftSource(engine: engine, tokenizer: loaded.tokenizer, modelName: loaded.name,
-                                          quantization: loaded.model.gguf.dominantTypeName, device: profile,
-                                          devices: hosted, maxK: config.maxK, draftSupport: config.draftSupport)
+                if modelName == "auto" {
+                    // The advisor chooses the model among those the gateway ships (docs/model-shipping.md).
+                    let autoModel = AutoDraftModel(settings: try autoSettings(), context: context,
+                                                   gatewayControl: try common.gatewayControlEndpoint(), logger: logger)
+                    let asker = AdvisorLink(context: context, endpoint: try common.advisorEndpoint(), device: profile,
+                                            edgeProfile: edgeProfile, objective: try resolvedObjective(),
+                                            candidates: { await autoModel.candidates(for: $0) },
+                                            apply: { _, _ in }, logger: logger)
+                    let start = try await autoModel.start(advisor: asker)
+                    let loaded = try await ModelLoader.load(start.fetched.url.path, logger: logger)
+                    let reloadable = ReloadableDraftSource(makeSource(loaded, start.entry.name))
+                    targetHint = start.target
+                    source = reloadable
+                    auto = AutoStart(model: autoModel, start: start, source: reloadable, load: { url, name in
+                        makeSource(try await ModelLoader.load(url.path, logger: logger), name)
+                    })
+                } else {
+                    let loaded = try await ModelLoader.load(modelName, logger: logger)
+                    source = makeSource(loaded, loaded.name)
+                }
             }
             let events = try EventPublisher(context: context, connect: try common.eventsPubEndpoint(), logger: logger)
             let core = DrafterCore(source: source, device: profile, replicaID: replicaID, configuration: config,
                                    context: context, events: events, logger: logger)
+            // With --model auto: the advice's model replaces the current one at session boundaries.
+            var reloader: DraftModelReloader?
+            if let auto {
+                core.setAdvisedK(auto.start.advice.k)
+                reloader = DraftModelReloader(auto: auto.model, source: auto.source, current: auto.start.entry.name,
+                                              load: auto.load, logger: logger)
+            }
             // The config-advisor's K for this device (docs/design.md §10), asked again for each new target
             // model sessions bring; the flag's K stays while it is down.
+            let candidates: @Sendable (String) async -> [String]
+            if let autoModel = auto?.model {
+                candidates = { await autoModel.candidates(for: $0) }
+            } else {
+                let fixed = source.modelName
+                candidates = { _ in [fixed] }
+            }
             let advisor = AdvisorLink(context: context, endpoint: try common.advisorEndpoint(), device: profile,
-                                      edgeProfile: edgeProfile, draftModel: source.modelName,
-                                      apply: { core.setAdvisedK($0) }, logger: logger)
+                                      edgeProfile: edgeProfile, objective: try resolvedObjective(),
+                                      candidates: candidates, apply: { [reloader] advice, _ in
+                                          core.setAdvisedK(advice.k)
+                                          await reloader?.consider(advice)
+                                      }, logger: logger)
             core.observeTargets { target in Task { await advisor.advise(target: target) } }
             Task { [targetHint] in await advisor.advise(target: targetHint) }
+            let readvise = try Setting.double(readviseSeconds, env: "TANDEM_READVISE_SECONDS", default: 300)
+            let readvising: Task<Void, Never>? = auto != nil && readvise > 0 ? Task {
+                while !Task.isCancelled {
+                    do { try await Task.sleep(for: .milliseconds(Int64(readvise * 1000))) } catch { return }
+                    await advisor.readvise()
+                }
+            } : nil
             try await ReplicaMain.run(
                 role: .drafter, process: process, model: source.modelName, device: profile,
                 attributes: source.attributes.merging(
@@ -128,8 +201,39 @@ struct DrafterCommand: AsyncParsableCommand {
                 load: { core.load },
                 handler: { envelope, _ in await core.handle(envelope.message) },
                 agentReady: { core.attach($0) })
+            readvising?.cancel()
             await core.shutdown()
             await events.close()
         }
+    }
+
+    /// A drafter started with `--model auto`: what it started with, and how it loads a later model.
+    struct AutoStart: Sendable {
+        var model: AutoDraftModel
+        var start: AutoDraftModel.Start
+        var source: ReloadableDraftSource
+        var load: @Sendable (URL, String) async throws -> ModelDraftSource
+    }
+
+    func resolvedObjective() throws -> Objective {
+        let raw = Setting.string(objective, env: "TANDEM_OBJECTIVE", default: "goodput")
+        guard let value = Objective(rawValue: raw) else { throw ValidationError("objective must be goodput, cost or energy") }
+        return value
+    }
+
+    /// `--model auto`'s settings from flags and environment.
+    func autoSettings() throws -> AutoDraftModel.Settings {
+        let cache = Setting.optionalString(modelCache, env: "TANDEM_DRAFT_MODEL_CACHE")
+            .map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) } ?? ModelStore.defaultDirectory
+        var settings = AutoDraftModel.Settings(cacheDirectory: cache)
+        settings.modelServer = Setting.optionalString(modelServer, env: "TANDEM_MODEL_SERVER")
+        settings.apiKey = Setting.optionalString(apiKey, env: "TANDEM_API_KEY")
+        settings.target = Setting.optionalString(targetModel, env: "TANDEM_TARGET_MODEL")
+        settings.allowed = Setting.optionalString(autoCandidates, env: "TANDEM_DRAFT_CANDIDATES")
+            .map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+        let timeout = try Setting.double(autoTimeout, env: "TANDEM_AUTO_TIMEOUT", default: 600)
+        guard timeout > 0 else { throw ValidationError("--auto-timeout must be positive") }
+        settings.startTimeout = .milliseconds(Int64(timeout * 1000))
+        return settings
     }
 }

@@ -213,7 +213,7 @@ final class DrafterCore: @unchecked Sendable {
                     session: id, position: n, tokens: draft.tokens, distributions: draft.distributions,
                     lastToken: session.committed[n - 1],
                     deadline: ServiceClock.nowMillis() + start.slo.tpotMs * Double(draft.tokens.count + 1),
-                    draftMs: draft.seconds * 1000, k: draft.planned, drafterID: replicaID, draftModel: modelName,
+                    draftMs: draft.seconds * 1000, k: draft.planned, drafterID: replicaID, draftModel: draft.model ?? modelName,
                     device: device.name, decodeSteps: steps, requestID: UInt64.random(in: 1...UInt64.max))
                 request.epoch = start.epoch
             }

@@ -20,6 +20,9 @@ final class DrafterSession: @unchecked Sendable {
     var confirmed: Int
     /// Time of the last verification round outside the verifier's queue and batch (network, bus).
     var lastNetworkSeconds: Double = 0
+    /// The draft model this session drafts with from its first round to its end, when the drafter can
+    /// change models (``ReloadableDraftSource``): `cache` belongs to it.
+    var lease: AnyObject?
 
     var promptLength: Int { start.promptTokens.count }
     var generatedCount: Int { committed.count - promptLength }
@@ -52,4 +55,7 @@ struct DraftOutput: Sendable {
 
     /// Device time spent drafting the tokens of this round.
     var draftingSeconds: Double { max(0, seconds - catchUpSeconds) }
+
+    /// The draft model that drafted (nil: the source's ``DraftSource/modelName``).
+    var model: String? = nil
 }

@@ -19,6 +19,8 @@ final class ControlServer: Sendable {
     let reportHandler = ReportSink()
     /// Token reports waiting for the report task, in arrival order.
     private let reportQueue: AsyncStream<TokenReport>.Continuation
+    /// The gateway's HTTP address once it listens (``ClusterStatus/gatewayHTTP``).
+    private let httpEndpoint = HTTPEndpointSlot()
 
     init(context: BusContext, bind: String, registry: Registry, logger: Logger) throws {
         self.endpoint = try BusEndpoint.router(context: context, bind: bind, logger: logger)
@@ -32,6 +34,7 @@ final class ControlServer: Sendable {
             for await report in reports { await reportHandler.handler?(report) }
         }
         // Serial and never blocked by session work: heartbeats are recorded as they arrive.
+        let httpEndpoint = self.httpEndpoint
         try endpoint.serve(logger: logger, concurrency: .serial) { envelope, incoming in
             let now = ServiceClock.nowMillis()
             switch envelope.message {
@@ -40,7 +43,9 @@ final class ControlServer: Sendable {
             case .heartbeat(let beat):
                 return .heartbeatAck(HeartbeatAck(known: await registry.heartbeat(beat, now: now)))
             case .status:
-                return .clusterStatus(await registry.status())
+                var status = await registry.status()
+                status.gatewayHTTP = httpEndpoint.url
+                return .clusterStatus(status)
             case .health:
                 return .healthReply(HealthReply(role: .gateway, replicaID: "gateway", uptimeSeconds: 0))
             case .tokens(let report):
@@ -54,6 +59,9 @@ final class ControlServer: Sendable {
     }
 
     deinit { reportQueue.finish() }
+
+    /// Records the HTTP address the gateway listens on, for the cluster status.
+    func setHTTPEndpoint(_ url: String) { httpEndpoint.url = url }
 
     /// Sends a request to a registered replica (by its id, which is its DEALER identity).
     func call(_ message: WireMessage, replica: ReplicaID, timeout: Duration) async throws -> WireMessage {
@@ -70,4 +78,13 @@ final class ReportSink: Sendable {
     private let slot = Mutex<(@Sendable (TokenReport) async -> Void)?>(nil)
     var handler: (@Sendable (TokenReport) async -> Void)? { slot.withLock { $0 } }
     func install(_ handler: @escaping @Sendable (TokenReport) async -> Void) { slot.withLock { $0 = handler } }
+}
+
+/// The gateway's HTTP address, set once the HTTP server listens.
+final class HTTPEndpointSlot: Sendable {
+    private let slot = Mutex<String?>(nil)
+    var url: String? {
+        get { slot.withLock { $0 } }
+        set { slot.withLock { $0 = newValue } }
+    }
 }

@@ -18,19 +18,25 @@ func buildApplication(gateway: Gateway,
     var app = Application(
         router: buildRouter(gateway: gateway),
         configuration: .init(address: .hostname(host, port: port), serverName: "tandem-gateway"),
-        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? port) },
+        onServerRunning: { channel in
+            let bound = channel.localAddress?.port ?? port
+            // Told to replicas in the cluster status: where a drafter with `--model auto` downloads its model.
+            gateway.control.setHTTPEndpoint("http://\(host.contains(":") ? "[\(host)]" : host):\(bound)")
+            await onServerRunning(bound)
+        },
         logger: gateway.logger)
     app.addServices(gateway)
     return app
 }
 
-/// Every route of the gateway: `/health`, `/v1/cluster`, `/metrics` (`Gateway+Operational.swift`)
-/// and the OpenAI endpoints (`Gateway+Completions.swift`), behind ``APIKeyMiddleware`` when the
-/// frontend has an API key.
+/// Every route of the gateway: `/health`, `/v1/cluster`, `/metrics` (`Gateway+Operational.swift`),
+/// the OpenAI endpoints (`Gateway+Completions.swift`) and the model endpoint (`Gateway+Models.swift`),
+/// behind ``APIKeyMiddleware`` when the frontend has an API key.
 func buildRouter(gateway: Gateway) -> Router<BasicRequestContext> {
     let router = Router()
     if let key = gateway.frontend.apiKey { router.add(middleware: APIKeyMiddleware(key: key, gateway: gateway)) }
     gateway.addOperationalRoutes(to: router)
     gateway.addCompletionRoutes(to: router)
+    gateway.addModelRoutes(to: router)
     return router
 }

@@ -5,6 +5,7 @@ import Prometheus
 import ServiceLifecycle
 import TandemBus
 import TandemService
+import TandemServing
 import TandemTelemetry
 import TandemWire
 
@@ -17,6 +18,8 @@ final class Gateway: Service, Sendable {
     let control: ControlServer
     let sessions: SessionManager
     let frontend: Frontend
+    /// The models drafters can download (`Gateway+Models.swift`); nil: no model endpoint.
+    let shelf: ModelShelf?
     let metrics: PrometheusCollectorRegistry
     let logger: Logger
 
@@ -33,6 +36,9 @@ final class Gateway: Service, Sendable {
         var maxSessions = 64
         /// A session with no accepted token report for this long ends with a 504.
         var sessionInactivityTimeout: Duration = .seconds(120)
+        /// The model store shipped to drafters started with `--model auto` (docs/model-shipping.md);
+        /// nil serves no model endpoint.
+        var modelShelf: ModelShelf.Settings?
     }
 
     /// Binds the control socket and creates the registry and session manager. The HTTP side is built
@@ -45,6 +51,11 @@ final class Gateway: Service, Sendable {
         self.metrics = metrics
         self.logger = logger
         self.control = try ControlServer(context: context, bind: settings.controlBind, registry: registry, logger: logger)
+        self.shelf = settings.modelShelf.map {
+            ModelShelf(settings: $0, target: ModelShipping.Target(
+                name: frontend.modelName, tokenizer: ModelShipping.tokenizerFingerprint(tokens: frontend.tokenizer.tokens)),
+                       logger: logger)
+        }
         let sessions = SessionManager(registry: registry, control: control, events: events,
                                       tokenizer: frontend.tokenizer, modelName: frontend.modelName,
                                       maxSessions: settings.maxSessions, inactivityTimeout: settings.sessionInactivityTimeout,

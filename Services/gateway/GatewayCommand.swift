@@ -3,6 +3,8 @@ import Foundation
 import Hummingbird
 import Logging
 import TandemBus
+import TandemEngine
+import TandemQuantize
 import TandemServing
 import TandemService
 import TandemTelemetry
@@ -45,6 +47,19 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(help: "Default serving mode: \(ServingMode.choices) [TANDEM_DEFAULT_MODE].")
     var defaultMode: String?
 
+    @Flag(name: .customLong("ship-models"), inversion: .prefixedNo,
+          help: "Serve the model store to drafters started with --model auto (GET /v1/tandem/models).")
+    var shipModels = true
+
+    @Option(help: "Model store shipped to drafters [TANDEM_MODELS] (default: ~/.cache/tandem/models).")
+    var modelsDir: String?
+
+    @Option(help: "Quantised variants of each stored model offered to drafters, produced on first request; comma-separated types or 'none' [TANDEM_SHIP_VARIANTS] (default: Q8_0,Q4_K,Q4_0).")
+    var shipVariants: String?
+
+    @Option(help: "Threads for producing a quantised variant [TANDEM_QUANTIZE_THREADS] (default: 2).")
+    var quantizeThreads: Int?
+
     @Option(help: "Default TTFT SLO in ms [TANDEM_SLO_TTFT_MS].")
     var sloTtftMs: Double?
 
@@ -85,6 +100,22 @@ struct GatewayCommand: AsyncParsableCommand {
             throw ValidationError("session inactivity timeout must be a positive number of seconds")
         }
         settings.sessionInactivityTimeout = .milliseconds(Int64((inactivity * 1000).rounded()))
+        if shipModels {
+            let directory = Setting.optionalString(modelsDir, env: "TANDEM_MODELS")
+                .map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) } ?? ModelStore.defaultDirectory
+            var shelf = ModelShelf.Settings(directory: directory)
+            let variants = Setting.string(shipVariants, env: "TANDEM_SHIP_VARIANTS",
+                                          default: ModelShelf.defaultVariantTypes.map(\.name).joined(separator: ","))
+            do {
+                shelf.variantTypes = variants.lowercased() == "none" ? [] : try variants.split(separator: ",")
+                    .map { try QuantizationPlan.type(named: $0.trimmingCharacters(in: .whitespaces)) }
+            } catch {
+                throw ValidationError("--ship-variants: \(error)")
+            }
+            shelf.quantizeThreads = try Setting.int(quantizeThreads, env: "TANDEM_QUANTIZE_THREADS", default: 2)
+            guard shelf.quantizeThreads >= 1 else { throw ValidationError("--quantize-threads must be at least 1") }
+            settings.modelShelf = shelf
+        }
         return settings
     }
 

@@ -105,7 +105,14 @@ public struct ReplicaInfo: Codable, Sendable, Hashable {
 
 public struct ClusterStatus: Codable, Sendable, Hashable {
     public var replicas: [ReplicaInfo]
-    public init(replicas: [ReplicaInfo]) { self.replicas = replicas }
+    /// The gateway's HTTP address as it listens (`http://host:port`): where a drafter started with
+    /// `--model auto` downloads its model (docs/model-shipping.md). Optional and additive: a status from
+    /// an older gateway lacks it, and older readers ignore it.
+    public var gatewayHTTP: String?
+    public init(replicas: [ReplicaInfo], gatewayHTTP: String? = nil) {
+        self.replicas = replicas
+        self.gatewayHTTP = gatewayHTTP
+    }
 }
 
 /// Stable error codes carried by ``ErrorReply``.

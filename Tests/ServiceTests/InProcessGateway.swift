@@ -38,8 +38,9 @@ final class InProcessGateway: Sendable {
     ///   - model: a GGUF file to take the frontend from, as the gateway command does (default: the
     ///     byte-level vocabulary, served as ``modelName``; fake drafters report in that vocabulary).
     ///   - extraTokens: multi-byte tokens added to the byte-level vocabulary.
+    ///   - modelShelf: the model store the gateway ships to drafters (nil: no model endpoint).
     init(model: String? = nil, apiKey: String? = nil, contextLength: Int = 256, maxBodyBytes: Int = 4 << 20,
-         maxSessions: Int = 4, extraTokens: [String] = []) throws {
+         maxSessions: Int = 4, extraTokens: [String] = [], modelShelf: ModelShelf.Settings? = nil) throws {
         let logger = Logger(label: "test.gateway")
         context = try BusContext()
         let vocabulary = try GatewaySessionTests.Vocabulary(extraTokens.map { Array($0.utf8) })
@@ -51,6 +52,7 @@ final class InProcessGateway: Sendable {
         frontend.maxBodyBytes = maxBodyBytes
         var settings = Gateway.Settings()
         settings.maxSessions = maxSessions
+        settings.modelShelf = modelShelf
         // Fake replicas do not heartbeat: the real sweep runs, with a policy that never expires them in a test.
         settings.policy = Registry.Policy(heartbeatIntervalMs: 600_000, missedHeartbeatsAllowed: 3)
         let metrics = PrometheusCollectorRegistry()

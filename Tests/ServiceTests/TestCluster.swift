@@ -16,14 +16,16 @@ final class TestCluster: Sendable {
     let pids: [String: Int32]
     let dataDir: String
 
+    /// - Parameter environment: added to the services' environment (besides `TANDEM_MODELS`, which is passed on).
     static func start(target: String, draft: String, verifiers: Int = 1, drafters: Int = 1,
-                      timeout: Duration = .seconds(300)) async throws -> TestCluster {
+                      timeout: Duration = .seconds(300), environment: [String: String] = [:]) async throws -> TestCluster {
         let dataDir = NSTemporaryDirectory() + "tandem-cluster-\(UUID().uuidString.prefix(8))"
         let up = try ProductProcess(product: "tandem", arguments: [
             "up", "--ephemeral", "--target-model", target, "--draft-model", draft,
             "--verifiers", "\(verifiers)", "--drafters", "\(drafters)", "--data-dir", dataDir,
             "--start-timeout", "\(Int(timeout.components.seconds))",
-        ], environment: ProcessInfo.processInfo.environment.filter { $0.key == "TANDEM_MODELS" })
+        ], environment: ProcessInfo.processInfo.environment.filter { $0.key == "TANDEM_MODELS" }
+            .merging(environment) { $1 })
         let ready: String
         do {
             ready = try await up.waitForLine(prefix: "READY http=", timeout: timeout + .seconds(30))
