@@ -49,6 +49,9 @@ final class DrafterCore: @unchecked Sendable {
     /// The verifiers' batch cost as this drafter observes it (from every verification's timings).
     private let verifierCost = Mutex<VerifierCostModel>(VerifierCostModel())
     private let invalidMessages = Atomic<Int>(0)
+    /// What finished sessions taught their controllers, per target, mode and greedy/sampled: new sessions
+    /// start from it instead of the priors (``SpeculationController/Knowledge``).
+    private let learned = Mutex<[String: SpeculationController.Knowledge]>([:])
     /// Newest placement epoch per session: a start or close of an abandoned placement is refused.
     let fence = EpochFence()
 
@@ -136,14 +139,29 @@ final class DrafterCore: @unchecked Sendable {
             fixedDraftLength: fixed.map { max(1, $0) })
         if !configuration.dynamic { controllerConfig.adaptiveThreshold = false }
         if let target = start.targetModel, let observe = targetObserver.withLock({ $0 }) { observe(target) }
-        let session = DrafterSession(start: start, controller: SpeculationController(configuration: controllerConfig))
-        let task = Task { await self.run(session) }
+        let key = Self.knowledgeKey(start)
+        let warm = learned.withLock { $0[key] }
+        let session = DrafterSession(start: start, controller: SpeculationController(configuration: controllerConfig,
+                                                                                     warmStart: warm))
+        let task = Task {
+            await self.run(session)
+            self.learned.withLock { table in
+                var knowledge = table[key] ?? SpeculationController.emptyKnowledge(controllerConfig)
+                knowledge.absorb(session.controller)
+                table[key] = knowledge
+            }
+        }
         let previous = sessions.withLock { table in
             defer { table[start.session] = (session, task) }
             return table[start.session]
         }
         previous?.task.cancel()
         return .ack(Ack())
+    }
+
+    /// Acceptance depends on the pair and on how tokens are drawn, not on the session.
+    private static func knowledgeKey(_ start: SessionStart) -> String {
+        "\(start.targetModel ?? "?")|\(start.mode.rawValue)|\(start.sampling.temperature == 0 ? "greedy" : "sampled")"
     }
 
     private var effectiveDefaultK: Int {

@@ -216,6 +216,64 @@ public struct SpeculationController: Sendable {
         survive = 1
     }
 
+    /// What a controller has learned that outlives its session: per-position acceptance, the confidence
+    /// calibration, the acceptance counts and the draft time per token. A drafter keeps one per target
+    /// (``absorb(_:)`` at each session's end) and starts new sessions from it (``init(configuration:warmStart:)``):
+    /// a 128-token session lasts ~30 rounds, too few to unlearn the prior, so cold sessions spent most of
+    /// their life drafting shorter than their acceptance warranted (measured: K 2.9 where acceptance was 99 %).
+    public struct Knowledge: Sendable, Hashable {
+        public var position: [Double]
+        public var calibration: [Double]
+        public var acceptedCount: Double
+        public var trialCount: Double
+        public var draftSeconds: Double?
+        /// Sessions folded in.
+        public var sessions: Int
+
+        /// Folds a finished session's controller in (EWMA over sessions, weight `1 / min(sessions, 8)`), so
+        /// the knowledge follows drift in the text while no single session dominates.
+        public mutating func absorb(_ controller: SpeculationController) {
+            guard controller.trialCount > 0 else { return }
+            sessions += 1
+            let w = 1 / Double(min(sessions, 8))
+            let k = controller.knowledge
+            for j in position.indices where j < k.position.count { position[j] += w * (k.position[j] - position[j]) }
+            for b in calibration.indices where b < k.calibration.count {
+                calibration[b] += w * (k.calibration[b] - calibration[b])
+            }
+            acceptedCount += w * (k.acceptedCount - acceptedCount)
+            trialCount += w * (k.trialCount - trialCount)
+            if let d = k.draftSeconds { draftSeconds = draftSeconds.map { $0 + w * (d - $0) } ?? d }
+        }
+    }
+
+    /// This controller's learned state (see ``Knowledge``).
+    public var knowledge: Knowledge {
+        Knowledge(position: position, calibration: calibration, acceptedCount: acceptedCount,
+                  trialCount: trialCount, draftSeconds: draftSeconds, sessions: trialCount > 0 ? 1 : 0)
+    }
+
+    /// An empty ``Knowledge`` to absorb sessions into (the configuration's priors).
+    public static func emptyKnowledge(_ configuration: Configuration) -> Knowledge {
+        let fresh = SpeculationController(configuration: configuration)
+        var k = fresh.knowledge
+        k.sessions = 0
+        return k
+    }
+
+    /// A controller that starts from what earlier sessions learned instead of the priors. The acceptance
+    /// counts are scaled down to at most 20 trials, so the new session still adapts within a few rounds.
+    public init(configuration: Configuration, warmStart: Knowledge?) {
+        self.init(configuration: configuration)
+        guard let w = warmStart, w.sessions > 0 else { return }
+        for j in position.indices where j < w.position.count { position[j] = w.position[j] }
+        for b in calibration.indices where b < w.calibration.count { calibration[b] = w.calibration[b] }
+        let scale = w.trialCount > 20 ? 20 / w.trialCount : 1
+        acceptedCount = w.acceptedCount * scale
+        trialCount = w.trialCount * scale
+        draftSeconds = w.draftSeconds
+    }
+
     /// Feeds back measured drafting time (EWMA of seconds per token).
     public mutating func recordDraftTime(seconds: Double, tokens: Int) {
         guard tokens > 0, seconds >= 0 else { return }

@@ -76,9 +76,16 @@ struct FleetReplayTests {
             while a.generatedCount < output.count - 1 {
                 a.controller.beginRound(verifyTime: nil)
                 b.controller.beginRound(verifyTime: nil)
+                let first = a.generatedCount == 0
                 let x = try await real.draft(a, k: k)
                 let y = try await emulated.draft(b, k: k)
                 #expect(x.tokens == y.tokens, "prompt \(p), \(a.generatedCount) generated, K=\(k)")
+                // The real drafter's first round also prefills the prompt: that is catching up, not drafting,
+                // and the planner's draft time per token must not see it.
+                if first {
+                    #expect(x.catchUpSeconds > 0 && x.catchUpSeconds < x.seconds && x.draftingSeconds > 0)
+                }
+                #expect(y.catchUpSeconds == 0)
                 #expect(y.seconds == profile.draftSeconds(k: y.tokens.count))
                 // The target's own continuation decides: accept the matching drafts, then one target token.
                 let i = a.generatedCount

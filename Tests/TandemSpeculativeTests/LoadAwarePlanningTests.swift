@@ -135,4 +135,45 @@ struct LoadAwarePlanningTests {
         #expect(ks.first == 0, "K per round: \(ks)")
         #expect(ks.suffix(20).allSatisfy { $0 > 0 }, "K per round: \(ks)")
     }
+
+    /// Drafts tokens with confidence `c` until the controller stops (at most `k`); returns how many.
+    static func drafted(_ controller: inout SpeculationController, k: Int, confidence: Float) -> Int {
+        var n = 0
+        while n < k {
+            n += 1
+            if !controller.shouldContinue(confidence: confidence) { break }
+        }
+        return n
+    }
+
+    @Test func newSessionsStartFromWhatEarlierSessionsLearned() {
+        // Drafts of middling confidence (0.55) that are nearly always accepted: a cold controller believes
+        // the confidence and stops early; sessions that learned the truth pass it on to the next one.
+        let model = Self.model(sessions: 1, positionsEach: 1)
+        let config = SpeculationController.Configuration(maxDraftLength: 8, initialDraftLength: 4)
+        let round = model.roundModel(contextTokens: 200, networkSeconds: 0.005, acceptance: 0.99)!
+        var knowledge = SpeculationController.emptyKnowledge(config)
+        var firstRounds: [Int] = []
+        for _ in 0..<4 {
+            var session = SpeculationController(configuration: config, warmStart: knowledge)
+            session.recordDraftTime(seconds: 0.007, tokens: 1)
+            for r in 0..<30 {
+                let plan = session.beginRound(verifyTime: round, allowNoDraft: true)
+                let n = Self.drafted(&session, k: plan.maxDraftLength, confidence: 0.55)
+                if r == 0 { firstRounds.append(n) }
+                session.finishRound(drafted: n, accepted: n)
+            }
+            knowledge.absorb(session)
+        }
+        #expect(knowledge.sessions == 4)
+        #expect(firstRounds.last! > firstRounds.first!, "tokens drafted in each session's first round: \(firstRounds)")
+        let cold = SpeculationController(configuration: config)
+        let warm = SpeculationController(configuration: config, warmStart: knowledge)
+        #expect(warm.acceptanceEstimate > cold.acceptanceEstimate + 0.1)
+        #expect(warm.calibratedAcceptance(confidence: 0.55) > 0.8)
+        // Scaled down to 20 trials: one bad session still moves the estimate.
+        var unlucky = warm
+        for _ in 0..<5 { _ = unlucky.beginRound(verifyTime: round); unlucky.finishRound(drafted: 4, accepted: 0) }
+        #expect(unlucky.acceptanceEstimate < warm.acceptanceEstimate - 0.1)
+    }
 }
