@@ -24,5 +24,17 @@ protocol DraftSource: Sendable {
     /// Waits the time a message of `bytes` takes between the session's device and the cluster
     /// (`up`: device → cluster). A drafter running beside the cluster waits nothing.
     func transfer(_ session: DrafterSession, bytes: Int, up: Bool) async
+    /// Admission by memory (docs/design.md, "Admission by memory"): nil when the session's draft cache fits
+    /// in the source's KV budget (idle sessions' caches may be evicted for it); the `resource_exhausted`
+    /// refusal when it would need the memory of sessions that are drafting.
+    func admit(_ session: DrafterSession) async -> ErrorReply?
+    /// Admission refusals and evictions so far (health details).
+    var admissionCounts: (refused: Int, evicted: Int) { get }
     func shutdown()
+}
+
+extension DraftSource {
+    /// A source without KV caches (replayed traces) admits every session.
+    func admit(_ session: DrafterSession) async -> ErrorReply? { nil }
+    var admissionCounts: (refused: Int, evicted: Int) { (0, 0) }
 }

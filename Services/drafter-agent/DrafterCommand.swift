@@ -59,6 +59,9 @@ struct DrafterCommand: AsyncParsableCommand {
     @Option(name: .customLong("kv-type"), help: "KV cache element type: f16 or f32 [TANDEM_KV_TYPE] (default: \(KVCacheType.default)).")
     var kvType: String?
 
+    @Option(help: "Draft KV cache memory budget for all sessions, MiB [TANDEM_DRAFTER_KV_BUDGET_MB] (default: 1024).")
+    var kvBudgetMb: Int?
+
     @Option(help: "Draft length K when the session and the config-advisor do not fix one [TANDEM_K].")
     var k: Int?
 
@@ -130,11 +133,13 @@ struct DrafterCommand: AsyncParsableCommand {
             } else {
                 let kv = try KVCacheType(flag: kvType, environment: Setting.optionalString(nil, env: "TANDEM_KV_TYPE"))
                 let (maxK, draftSupport) = (config.maxK, config.draftSupport)
+                let kvBudgetBytes = try Setting.int(kvBudgetMb, env: "TANDEM_DRAFTER_KV_BUDGET_MB", default: 1024) << 20
                 let makeSource: @Sendable (ModelLoader.Loaded, String) -> ModelDraftSource = { loaded, name in
                     let engine = ForwardEngine(model: loaded.model, threads: profile.threads, kvType: kv, logger: logger)
                     return ModelDraftSource(engine: engine, tokenizer: loaded.tokenizer, modelName: name,
                                             quantization: loaded.model.gguf.dominantTypeName, device: profile,
-                                            devices: hosted, maxK: maxK, draftSupport: draftSupport)
+                                            devices: hosted, maxK: maxK, draftSupport: draftSupport,
+                                            kvBudgetBytes: kvBudgetBytes)
                 }
                 let modelName = Setting.string(model, env: "TANDEM_DRAFT_MODEL", default: ModelLoader.defaultDraft)
                 if modelName == "auto" {

@@ -107,22 +107,25 @@ final class DrafterCore: @unchecked Sendable {
     func handle(_ message: WireMessage) async -> WireMessage? {
         switch message {
         case .sessionStart(let start):
-            return startSession(start)
+            return await startSession(start)
         case .sessionClose(let close):
             guard fence.admit(close.session, epoch: close.epoch) else { return .ack(Ack()) }
             let entry = sessions.withLock { $0.removeValue(forKey: close.session) }
             entry?.task.cancel()
             return .ack(Ack())
         case .health:
+            let admission = source.admissionCounts
             return .healthReply(HealthReply(role: .drafter, replicaID: replicaID, uptimeSeconds: 0,
                                             details: ["model": modelName, "sessions": "\(load.activeSessions)",
-                                                      "invalid_messages": "\(invalidMessageCount)"]))
+                                                      "invalid_messages": "\(invalidMessageCount)",
+                                                      "refused_sessions": "\(admission.refused)",
+                                                      "evicted_for_admission": "\(admission.evicted)"]))
         default:
             return nil
         }
     }
 
-    private func startSession(_ start: SessionStart) -> WireMessage {
+    private func startSession(_ start: SessionStart) async -> WireMessage {
         let limits = WireLimits(vocabularySize: source.vocabularySize, contextLength: source.contextLength)
         if let problem = start.problem(limits) {
             invalidMessages.add(1, ordering: .relaxed)
@@ -143,6 +146,13 @@ final class DrafterCore: @unchecked Sendable {
         let warm = learned.withLock { $0[key] }
         let session = DrafterSession(start: start, controller: SpeculationController(configuration: controllerConfig,
                                                                                      warmStart: warm))
+        // Admission by memory: refused (`resource_exhausted`) when the draft cache would need the memory of
+        // sessions that are drafting; the gateway then tries another drafter or lets the verifier serve it.
+        if let refusal = await source.admit(session) {
+            logger.notice("refused a session: draft KV cache budget held by active sessions",
+                          metadata: ["session": "\(start.session)", "why": "\(refusal.message)"])
+            return .error(refusal)
+        }
         let task = Task {
             await self.run(session)
             self.learned.withLock { table in

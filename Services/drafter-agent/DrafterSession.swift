@@ -10,6 +10,9 @@ final class DrafterSession: @unchecked Sendable {
     /// prompt + generated, as committed by the verifier.
     var committed: [Int32]
     var cache: KVCache?
+    /// When the session last drafted, or was admitted (``ServiceClock`` ms; compute thread): a session that
+    /// drafted within the source's active window keeps its cache when another session is admitted.
+    var lastDrafted: Double = 0
     /// The tokens held in `cache`, in order (to find the prefix still valid after a verification).
     var fed: [Int32] = []
     var controller: SpeculationController

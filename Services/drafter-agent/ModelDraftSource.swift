@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TandemEngine
 import TandemServing
 import TandemService
@@ -7,6 +8,13 @@ import TandemWire
 
 /// Drafts with the draft model on this machine. Model work runs on one ``ComputeThread`` (the device);
 /// sessions queue for it.
+///
+/// The sessions' draft caches live under a memory budget (`--kv-budget-mb`), by the verifier's rule
+/// (docs/design.md, "Admission by memory"): a session is charged what its cache holds, and at least its
+/// tokens plus one block; a new session is admitted when it fits, evicting the caches of idle sessions
+/// (none drafted within `activeWindowMs`, e.g. sessions in K = 0 rounds) least recently used first, and
+/// refused with `resource_exhausted` when it would need the memory of sessions that are drafting. An
+/// evicted session rebuilds its cache from its committed tokens when it drafts again.
 final class ModelDraftSource: DraftSource, @unchecked Sendable {
     let engine: ForwardEngine
     let tokenizer: Tokenizer
@@ -17,9 +25,22 @@ final class ModelDraftSource: DraftSource, @unchecked Sendable {
     private let compute = ComputeThread(name: "drafter-compute")
     private let drafter: SpeculativeDrafter
     private let maxK: Int
+    /// Total draft KV cache memory for all sessions.
+    let kvBudgetBytes: Int
+    /// A session that drafted within this many milliseconds is active: admitting another never evicts its cache.
+    let activeWindowMs: Double
+
+    // Compute-thread state: the sessions charged against the budget (admitted, or drafting with a cache), by
+    // id; weak, so a session that ended stops counting once nothing holds it.
+    private var charged: [SessionID: WeakSession] = [:]
+    private let counts = Mutex<(refused: Int, evicted: Int)>((0, 0))
+
+    private struct WeakSession {
+        weak var session: DrafterSession?
+    }
 
     init(engine: ForwardEngine, tokenizer: Tokenizer, modelName: String, quantization: String, device: DeviceProfile,
-         devices: [String]?, maxK: Int, draftSupport: Int) {
+         devices: [String]?, maxK: Int, draftSupport: Int, kvBudgetBytes: Int = 1 << 30, activeWindowMs: Double = 5_000) {
         self.engine = engine
         self.tokenizer = tokenizer
         self.modelName = modelName
@@ -27,8 +48,12 @@ final class ModelDraftSource: DraftSource, @unchecked Sendable {
         self.device = device
         self.devices = devices
         self.maxK = maxK
+        self.kvBudgetBytes = kvBudgetBytes
+        self.activeWindowMs = activeWindowMs
         drafter = SpeculativeDrafter(vocabSize: engine.model.config.vocabularySize, maxSupport: draftSupport)
     }
+
+    var admissionCounts: (refused: Int, evicted: Int) { counts.withLock { $0 } }
 
     var contextLength: Int { engine.model.config.contextLength }
     var vocabularySize: Int { engine.model.config.vocabularySize }
@@ -47,14 +72,100 @@ final class ModelDraftSource: DraftSource, @unchecked Sendable {
 
     func transfer(_ session: DrafterSession, bytes: Int, up: Bool) async {}
 
+    func admit(_ session: DrafterSession) async -> ErrorReply? {
+        do {
+            return try await compute.run { self.admitOnComputeThread(session) }
+        } catch {
+            return ErrorReply(code: .internal, message: "admission failed: \(error)")
+        }
+    }
+
+    // MARK: KV budget (compute thread)
+
+    private func capacity(_ session: DrafterSession) -> Int {
+        min(engine.model.config.contextLength, session.promptLength + session.start.maxTokens + maxK + 2)
+    }
+
+    /// Bytes a session is charged: what its cache holds, and at least its tokens plus one block (what a new
+    /// cache soon holds; caches commit memory in blocks).
+    private func charge(_ session: DrafterSession) -> Int {
+        let tokens = session.cache.map { _ in session.fed.count }
+            ?? session.start.promptTokens.count + session.start.generated.count
+        let soon = engine.kvBytesPerPosition * min(capacity(session), tokens + KVCache.blockPositions)
+        return max(session.cache?.residentBytes ?? 0, soon)
+    }
+
+    /// The charged sessions other than `id` that are still alive.
+    private func others(than id: SessionID) -> [DrafterSession] {
+        charged = charged.filter { $0.value.session != nil }
+        return charged.compactMap { $0.key == id ? nil : $0.value.session }
+    }
+
+    private func admitOnComputeThread(_ session: DrafterSession) -> ErrorReply? {
+        let id = session.start.session
+        let now = ServiceClock.nowMillis()
+        let needed = charge(session)
+        var activeBytes = 0, idleBytes = 0
+        var idle: [DrafterSession] = []
+        var soonestIdleMs = activeWindowMs
+        for other in others(than: id) {
+            let bytes = charge(other)
+            if now - other.lastDrafted > activeWindowMs {
+                idleBytes += bytes
+                idle.append(other)
+            } else {
+                activeBytes += bytes
+                soonestIdleMs = min(soonestIdleMs, other.lastDrafted + activeWindowMs - now)
+            }
+        }
+        if activeBytes + idleBytes + needed > kvBudgetBytes {
+            if activeBytes + needed > kvBudgetBytes && activeBytes > 0 {
+                counts.withLock { $0.refused += 1 }
+                return .kvCacheFull(
+                    "drafter has no KV cache memory for session \(id): it needs \(needed >> 20) MiB and drafting "
+                        + "sessions hold \(activeBytes >> 20) of \(kvBudgetBytes >> 20) MiB",
+                    retryAfterMs: Int(min(activeWindowMs, max(500, soonestIdleMs)).rounded(.up)))
+            }
+            evict(from: idle, toFit: needed, used: activeBytes + idleBytes)
+        }
+        session.lastDrafted = now
+        charged[id] = WeakSession(session: session)
+        return nil
+    }
+
+    /// Drops idle sessions' caches, least recently drafted first, until `needed` more bytes fit.
+    private func evict(from idle: [DrafterSession], toFit needed: Int, used: Int) {
+        var used = used
+        for victim in idle.sorted(by: { $0.lastDrafted < $1.lastDrafted }) where used + needed > kvBudgetBytes {
+            used -= charge(victim)
+            victim.cache = nil
+            victim.fed = []
+            charged[victim.start.session] = nil
+            counts.withLock { $0.evicted += 1 }
+        }
+    }
+
     func shutdown() { compute.stop() }
 
     /// Drafts up to `k` tokens after the session's committed sequence (compute thread).
     private func draftOnComputeThread(_ session: DrafterSession, k: Int) throws -> DraftOutput {
         let begin = ContinuousClock.now
         let n = session.committed.count
-        let capacity = min(engine.model.config.contextLength, session.promptLength + session.start.maxTokens + maxK + 2)
-        if session.cache == nil { session.cache = engine.makeCache(capacity: capacity) }
+        if session.cache == nil {
+            // Back after its cache was evicted (or never admitted through `admit`): idle caches make room.
+            let id = session.start.session
+            if charged[id]?.session !== session {
+                session.fed = []
+                let now = ServiceClock.nowMillis()
+                let others = others(than: id)
+                let idle = others.filter { now - $0.lastDrafted > activeWindowMs }
+                let used = others.reduce(0) { $0 + charge($1) }
+                evict(from: idle, toFit: charge(session), used: used)
+                charged[id] = WeakSession(session: session)
+            }
+            session.cache = engine.makeCache(capacity: capacity(session))
+        }
+        session.lastDrafted = ServiceClock.nowMillis()
         let cache = session.cache!
         // Keep only the cached prefix that still matches the committed sequence.
         var valid = 0

@@ -65,5 +65,10 @@ final class ReloadableDraftSource: DraftSource, @unchecked Sendable {
 
     func transfer(_ session: DrafterSession, bytes: Int, up: Bool) async {}
 
+    /// Admission by memory under the current model's budget. The session is not leased here: a swap before
+    /// its first draft still gives it the new model, which charges it when it builds its cache there.
+    func admit(_ session: DrafterSession) async -> ErrorReply? { await currentSource.admit(session) }
+    var admissionCounts: (refused: Int, evicted: Int) { currentSource.admissionCounts }
+
     func shutdown() { currentSource.shutdown() }
 }

@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import Synchronization
 import TandemBus
 import TandemService
@@ -27,6 +28,7 @@ final class ControlServer: Sendable {
         self.registry = registry
         self.logger = logger
         let reportHandler = self.reportHandler
+        let invalidReports = Counter(label: "tandem_invalid_token_reports_total")
         let (reports, reportQueue) = AsyncStream<TokenReport>.makeStream()
         self.reportQueue = reportQueue
         // Token reports of a session must be applied in the order they were sent: one task applies them all.
@@ -49,6 +51,15 @@ final class ControlServer: Sendable {
             case .health:
                 return .healthReply(HealthReply(role: .gateway, replicaID: "gateway", uptimeSeconds: 0))
             case .tokens(let report):
+                // Checked before it reaches a session's history: a bad report is refused, never applied. Token
+                // ids are not checked against the tokenizer: a model's vocabulary may be padded past it, and
+                // the decoder renders unknown ids as nothing.
+                if let problem = report.problem(vocabularySize: nil) {
+                    invalidReports.increment()
+                    logger.warning("refused an invalid token report",
+                                   metadata: ["session": "\(report.session)", "problem": "\(problem)"])
+                    return .error(ErrorReply(code: .invalidArgument, message: problem))
+                }
                 reportQueue.yield(report)
                 // The acknowledgement the drafter waits for before it counts the report as delivered.
                 return .ack(Ack())

@@ -36,6 +36,18 @@ struct GatewayError: Error, Sendable, CustomStringConvertible {
         GatewayError(status: .tooManyRequests, type: "rate_limit_error", code: "rate_limit_exceeded",
                      message: "The server is at capacity; retry after \(retryAfter) s", retryAfter: retryAfter)
     }
+    /// Every verifier that could take the session refused it for memory (`resource_exhausted`: its KV cache
+    /// budget is held by active sessions; docs/protocol.md, "Admission by memory"). 429 like `overloaded`,
+    /// with the soonest retry a verifier suggested.
+    static func kvCacheFull(retryAfterMs: Int?) -> GatewayError {
+        let seconds = max(1, ((retryAfterMs ?? 1_000) + 999) / 1_000)
+        return GatewayError(status: .tooManyRequests, type: "rate_limit_error", code: kvCacheFullCode,
+                            message: "The server has no KV cache memory for this request now; retry after \(seconds) s",
+                            retryAfter: seconds)
+    }
+    static let kvCacheFullCode = "kv_cache_full"
+    var isKVCacheFull: Bool { code == Self.kvCacheFullCode }
+
     /// No token report arrived for `seconds`: the replicas serving the session stopped making progress
     /// (a lost report, a stuck or fenced-off replica). 504 like a gateway whose upstream timed out.
     static func inactive(seconds: Double) -> GatewayError {

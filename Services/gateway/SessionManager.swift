@@ -39,6 +39,11 @@ actor SessionManager {
     private let lookupAccepted = Counter(label: "tandem_ngram_num_accepted_tokens")
     /// Finished sessions that missed their TTFT or TPOT SLO (served best effort).
     private let sloMissed = Counter(label: "tandem_slo_missed_sessions_total")
+    /// Session opens and starts a replica refused for lack of KV cache memory (`resource_exhausted`), by role.
+    private let verifierKVRefusals = Counter(label: "tandem_kv_admission_refusals_total", dimensions: [("role", "verifier")])
+    private let drafterKVRefusals = Counter(label: "tandem_kv_admission_refusals_total", dimensions: [("role", "drafter")])
+    /// Requests answered 429 because no verifier had KV cache memory for them.
+    private let rejectedForMemory = Counter(label: "tandem_requests_rejected_total", dimensions: [("code", GatewayError.kvCacheFullCode)])
 
     init(registry: Registry, control: ControlServer, events: EventPublisher?, tokenizer: Tokenizer,
          modelName: String, maxSessions: Int, inactivityTimeout: Duration = .seconds(120), logger: Logger) {
@@ -53,6 +58,8 @@ actor SessionManager {
     }
 
     var activeCount: Int { sessions.count }
+
+    private func kvRefusals(_ role: Role) -> Counter { role == .verifier ? verifierKVRefusals : drafterKVRefusals }
 
     // MARK: Start
 
@@ -75,48 +82,67 @@ actor SessionManager {
         events?.publish(.session(SessionEvent(session: session.id, phase: .started, model: modelName,
                                               promptTokens: request.promptTokens.count, outputTokens: 0,
                                               at: session.arrivedMillis)))
-        // A replica may die between its last heartbeat and our request: try others before giving up.
+        // A replica may die between its last heartbeat and our request: try others before giving up (three
+        // faults at most). A verifier without KV cache memory for the session (`resource_exhausted`) is
+        // passed over for another; when none has room the client gets a 429 with the soonest Retry-After.
         var failedVerifiers: Set<ReplicaID> = [], failedDrafters: Set<ReplicaID> = []
         var lastError = GatewayError.unavailable("no replica could take the session")
-        for attempt in 0..<3 {
-            if attempt > 0 {
-                guard let v = await leastLoaded(.verifier, excluding: failedVerifiers) else { break }
-                // A device whose drafter just failed has no other: end here, through the cleanup below
-                // (a throw from inside the loop would leave the session registered).
-                let next: ReplicaInfo?
+        var full: GatewayError?
+        var faults = 0
+        var opened = false
+        while faults < 3 {
+            if !opened {
+                session.epoch += 1
                 do {
-                    next = try await placeDrafter(for: request.device, excluding: failedDrafters)
+                    try await openOnVerifier(session)
+                    opened = true
                 } catch {
-                    lastError = error
-                    break
+                    failedVerifiers.insert(session.verifier)
+                    if error.isKVCacheFull {
+                        if full.map({ ($0.retryAfter ?? 1) > (error.retryAfter ?? 1) }) ?? true { full = error }
+                    } else {
+                        faults += 1
+                        lastError = error
+                    }
+                    guard let v = await leastLoaded(.verifier, excluding: failedVerifiers) else { break }
+                    session.verifier = v.registration.replicaID
+                    session.verifierEndpoint = v.registration.endpoint ?? ""
+                    continue
                 }
-                session.verifier = v.registration.replicaID
-                session.verifierEndpoint = v.registration.endpoint ?? ""
-                session.drafter = next?.registration.replicaID ?? ""
-            }
-            session.epoch += 1
-            do {
-                try await openOnVerifier(session)
-            } catch {
-                failedVerifiers.insert(session.verifier)
-                lastError = error
-                continue
             }
             do {
-                try await startOnDrafter(session)
+                try await startOnDrafterOrAlone(session, failover: false, refused: &failedDrafters)
                 session.placing = false
                 session.lastActivity = .now
                 if session.drafter.isEmpty { verifierOnly.increment() }
                 return (session.id, stream)
             } catch {
+                faults += 1
                 failedDrafters.insert(session.drafter)
                 lastError = error
-                try? await control.post(session.closeMessage("placement retry"),
-                                        replica: session.verifier)
+                try? await control.post(session.closeMessage("placement retry"), replica: session.verifier)
+                opened = false
             }
+            guard let v = await leastLoaded(.verifier, excluding: failedVerifiers) else { break }
+            // A device whose drafter just failed has no other: end here, through the cleanup below
+            // (a throw from inside the loop would leave the session registered).
+            let next: ReplicaInfo?
+            do {
+                next = try await placeDrafter(for: request.device, excluding: failedDrafters)
+            } catch {
+                lastError = error
+                break
+            }
+            session.verifier = v.registration.replicaID
+            session.verifierEndpoint = v.registration.endpoint ?? ""
+            session.drafter = next?.registration.replicaID ?? ""
         }
         sessions[session.id] = nil
         await closeEverywhere(session)
+        if let full {
+            rejectedForMemory.increment()
+            throw full
+        }
         throw lastError
     }
 
@@ -164,6 +190,11 @@ actor SessionManager {
             guard case .sessionOpened = reply else { throw GatewayError.internalError("verifier answered \(reply.kind)") }
         } catch let error as GatewayError {
             throw error
+        } catch RPCError.remote(let refusal) where refusal.code == .resourceExhausted {
+            kvRefusals(.verifier).increment()
+            logger.info("verifier has no KV cache memory for the session", metadata: [
+                "session": "\(session.id)", "verifier": "\(session.verifier)", "why": "\(refusal.message)"])
+            throw .kvCacheFull(retryAfterMs: refusal.retryAfterMs)
         } catch {
             throw .unavailable("verifier \(session.verifier) could not open the session: \(error)")
         }
@@ -211,8 +242,62 @@ actor SessionManager {
             guard case .ack = reply else { throw GatewayError.internalError("drafter answered \(reply.kind)") }
         } catch let error as GatewayError {
             throw error
+        } catch RPCError.remote(let refusal) where refusal.code == .resourceExhausted {
+            kvRefusals(.drafter).increment()
+            logger.info("drafter has no KV cache memory for the session", metadata: [
+                "session": "\(session.id)", "drafter": "\(session.drafter)", "why": "\(refusal.message)"])
+            throw .kvCacheFull(retryAfterMs: refusal.retryAfterMs)
         } catch {
             throw .unavailable("drafter \(session.drafter) could not start the session: \(error)")
+        }
+    }
+
+    /// Opens the session on the live verifiers in turn (least loaded first, none in `excluding`) until one
+    /// has KV cache memory for it; throws the last refusal (a 429) when none has, `unavailable` when none lives.
+    private func openOnSomeVerifier(_ session: GatewaySession, excluding: Set<ReplicaID>) async throws(GatewayError) {
+        var refused = excluding
+        var full: GatewayError?
+        while let v = await leastLoaded(.verifier, excluding: refused) {
+            session.verifier = v.registration.replicaID
+            session.verifierEndpoint = v.registration.endpoint ?? ""
+            do {
+                try await openOnVerifier(session)
+                return
+            } catch {
+                guard error.isKVCacheFull else { throw error }
+                refused.insert(v.registration.replicaID)
+                full = error
+            }
+        }
+        throw full ?? GatewayError.unavailable("no live verifier left")
+    }
+
+    /// Starts the session on its drafter; a drafter without KV cache memory for it (`resource_exhausted`) is
+    /// replaced by another live drafter that has room (any drafter on failover; none for a request naming
+    /// its device), and when none has, the verifier serves the session alone: it is opened again there to
+    /// drive it (its cache is kept, so nothing is prefilled twice). `refused` collects the drafters tried.
+    private func startOnDrafterOrAlone(_ session: GatewaySession, failover: Bool,
+                                       refused: inout Set<ReplicaID>) async throws(GatewayError) {
+        while true {
+            do {
+                try await startOnDrafter(session)
+                return
+            } catch {
+                guard error.isKVCacheFull else { throw error }
+                refused.insert(session.drafter)
+            }
+            if failover || session.request.device == nil,
+               let next = await leastLoaded(.drafter, excluding: refused) {
+                session.drafter = next.registration.replicaID
+                session.device = failover ? next.registration.devices?.first : nil
+                continue
+            }
+            logger.info("no drafter has KV cache memory for the session; the verifier serves it alone",
+                        metadata: ["session": "\(session.id)", "verifier": "\(session.verifier)"])
+            session.drafter = ""
+            session.device = nil
+            try await openOnVerifier(session)
+            return
         }
     }
 
@@ -220,6 +305,11 @@ actor SessionManager {
 
     func receive(_ report: TokenReport) async {
         guard let session = sessions[report.session], !session.finished else { return }
+        // The control socket refuses invalid reports; this guards any other path into the history.
+        if let problem = report.problem(vocabularySize: nil) {
+            logger.warning("invalid token report; ignoring", metadata: ["session": "\(session.id)", "problem": "\(problem)"])
+            return
+        }
         // A report of an abandoned placement (a drafter declared dead that still runs) is not history.
         if let epoch = report.epoch, epoch < session.epoch {
             logger.debug("token report of an older placement; ignoring",
@@ -354,15 +444,12 @@ actor SessionManager {
             }
             do {
                 if session.verifier == id {
-                    guard let v = await leastLoaded(.verifier) else { throw GatewayError.unavailable("no live verifier left") }
-                    session.verifier = v.registration.replicaID
-                    session.verifierEndpoint = v.registration.endpoint ?? ""
                     // A session its verifier drove alone goes to a drafter if one has come up since.
                     if session.drafter.isEmpty, let d = await leastLoaded(.drafter) {
                         session.drafter = d.registration.replicaID
                         session.device = d.registration.devices?.first
                     }
-                    try await openOnVerifier(session)
+                    try await openOnSomeVerifier(session, excluding: [id])
                 }
                 if session.drafter == id {
                     // The device's drafter is gone: any live drafter continues the session from the history;
@@ -376,8 +463,10 @@ actor SessionManager {
                         try await openOnVerifier(session)
                     }
                 }
-                // A replacing SessionStart: new verifier and/or drafter, resuming from the history.
-                try await startOnDrafter(session)
+                // A replacing SessionStart: new verifier and/or drafter, resuming from the history (another
+                // drafter, or the verifier alone, when this one has no KV cache memory for it).
+                var refusedDrafters: Set<ReplicaID> = [id]
+                try await startOnDrafterOrAlone(session, failover: true, refused: &refusedDrafters)
                 logger.notice("session re-placed", metadata: ["session": "\(session.id)", "dead": "\(id)",
                                                               "verifier": "\(session.verifier)", "drafter": "\(session.drafter)"])
             } catch let error as GatewayError {

@@ -17,8 +17,13 @@ final class VerifierCore: @unchecked Sendable {
         var maxBatchSequences = 16
         /// How long the first request of an idle verifier waits for company.
         var batchWindow: Duration = .milliseconds(2)
-        /// Total KV cache memory for all sessions; least recently used sessions are evicted beyond it.
+        /// Total KV cache memory for all sessions (docs/design.md, "Admission by memory"): a new session is
+        /// admitted when it fits, evicting idle sessions' caches (least recently used first) if needed, and
+        /// refused with ``ErrorCode/resourceExhausted`` when it would need to evict an active session's.
         var kvBudgetBytes = 2 << 30
+        /// A session that was opened, prefilled, verified or decoded within this many milliseconds (or has a
+        /// request or prefill queued) is active: admitting another session never evicts its cache.
+        var activeWindowMs = 5_000.0
         var policy: SLOBatchScheduler.Policy = .sloAware
         /// Tokens that end a generation: a multi-step decode request (``VerifyRequest/decodeSteps``) stops there.
         var endOfGeneration: Set<Int32> = []
@@ -54,6 +59,10 @@ final class VerifierCore: @unchecked Sendable {
         var expired = 0
         /// Requests refused because a field failed validation.
         var invalid = 0
+        /// Sessions refused (`resource_exhausted`) because their KV cache did not fit beside the active sessions'.
+        var refusedSessions = 0
+        /// Idle sessions' caches evicted to admit a new session.
+        var evictedForAdmission = 0
     }
 
     /// Most tokens one multi-step decode request may ask for.
@@ -233,7 +242,8 @@ final class VerifierCore: @unchecked Sendable {
         let c = counters
         return ["model": modelName, "sessions": "\(load.activeSessions)", "verified_requests": "\(c.verified)",
                 "duplicate_requests": "\(c.duplicates)", "expired_requests": "\(c.expired)",
-                "invalid_requests": "\(c.invalid)"]
+                "invalid_requests": "\(c.invalid)", "refused_sessions": "\(c.refusedSessions)",
+                "evicted_for_admission": "\(c.evictedForAdmission)", "kv_budget_bytes": "\(configuration.kvBudgetBytes)"]
     }
 
     private func run(_ body: @escaping @Sendable () -> WireMessage) async -> WireMessage {
@@ -249,14 +259,25 @@ final class VerifierCore: @unchecked Sendable {
     private func touch(_ session: VerifierSession) {
         useClock += 1
         session.lastUsed = useClock
+        session.lastActive = ServiceClock.nowMillis()
     }
 
-    /// Validates and creates the session and its cache (compute thread); returns the refusal, or nil when
-    /// the session now waits for its prefill.
+    /// Validates, admits and creates the session and its cache (compute thread); returns the refusal, or nil
+    /// when the session now waits for its prefill.
     private func open(_ open: SessionOpen) -> WireMessage? {
         if let refusal = refuse(open.problem(limits)) { return refusal }
         let capacity = min(engine.model.config.contextLength, max(open.capacity, open.tokens.count + 16))
+        if let refusal = admit(open, capacity: capacity) { return refusal }
         let session = VerifierSession(open: open, capacity: capacity)
+        // Opened again (a drafter's reopen, a placement that now self-drives): the old cache keeps what the
+        // new committed sequence still shares, so only the rest is prefilled.
+        if let previous = sessions[open.session], let cache = previous.cache, cache.capacity >= capacity {
+            let limit = min(cache.count, previous.committed.count, open.tokens.count)
+            var common = 0
+            while common < limit && previous.committed[common] == open.tokens[common] { common += 1 }
+            cache.truncate(to: common)
+            session.cache = cache
+        }
         sessions[open.session] = session
         touch(session)
         allocateCache(session)
@@ -264,17 +285,77 @@ final class VerifierCore: @unchecked Sendable {
         return nil
     }
 
+    /// Bytes a session is charged against the budget: what its cache holds, and at least its committed
+    /// tokens plus one block (what a cache being prefilled will soon hold; caches commit memory in blocks).
+    private func charge(_ session: VerifierSession) -> Int {
+        max(session.cache?.residentBytes ?? 0, charge(tokens: session.committed.count, capacity: session.capacity))
+    }
+
+    private func charge(tokens: Int, capacity: Int) -> Int {
+        engine.kvBytesPerPosition * min(capacity, tokens + KVCache.blockPositions)
+    }
+
+    /// Admission by memory (docs/design.md, "Admission by memory"): nil when the new session fits in the KV
+    /// budget, after evicting idle sessions' caches (least recently used first) if it must; the
+    /// `resource_exhausted` refusal (counted) when it would need the memory of active sessions. A session
+    /// larger than the whole budget is admitted when no active session holds memory (nothing to protect).
+    private func admit(_ open: SessionOpen, capacity: Int) -> WireMessage? {
+        let budget = configuration.kvBudgetBytes, window = configuration.activeWindowMs
+        let needed = charge(tokens: open.tokens.count, capacity: capacity)
+        let now = ServiceClock.nowMillis()
+        let queued = pending.withLock { state in
+            Set(state.jobs.map(\.request.session)).union(state.prefills.map(\.session))
+        }
+        var activeBytes = 0, idleBytes = 0
+        var idle: [VerifierSession] = []
+        var soonestIdleMs = window
+        for session in sessions.values where session.id != open.session && session.cache != nil {
+            let bytes = charge(session)
+            if !queued.contains(session.id) && now - session.lastActive > window {
+                idleBytes += bytes
+                idle.append(session)
+            } else {
+                activeBytes += bytes
+                soonestIdleMs = min(soonestIdleMs, session.lastActive + window - now)
+            }
+        }
+        guard activeBytes + idleBytes + needed > budget else { return nil }
+        if activeBytes + needed > budget && activeBytes > 0 {
+            let retryMs = Int(min(window, max(500, soonestIdleMs)).rounded(.up))
+            countersState.withLock { $0.refusedSessions += 1 }
+            logger.notice("refused a session: KV cache budget held by active sessions", metadata: [
+                "session": "\(open.session)", "needed_bytes": "\(needed)", "active_bytes": "\(activeBytes)",
+                "budget_bytes": "\(budget)", "retry_after_ms": "\(retryMs)"])
+            return .error(.kvCacheFull(
+                "verifier \(replicaID) has no KV cache memory for session \(open.session): it needs "
+                    + "\(needed >> 20) MiB and active sessions hold \(activeBytes >> 20) of \(budget >> 20) MiB",
+                retryAfterMs: retryMs))
+        }
+        var used = activeBytes + idleBytes
+        for victim in idle.sorted(by: { $0.lastUsed < $1.lastUsed }) where used + needed > budget {
+            used -= charge(victim)
+            victim.cache = nil
+            countersState.withLock { $0.evictedForAdmission += 1 }
+            logger.info("evicted an idle session's KV cache to admit a new one",
+                        metadata: ["session": "\(victim.id)", "admitted": "\(open.session)"])
+        }
+        if used + needed > budget {
+            logger.warning("admitted a session larger than the KV cache budget",
+                           metadata: ["session": "\(open.session)", "needed_bytes": "\(needed)", "budget_bytes": "\(budget)"])
+        }
+        return nil
+    }
+
     /// Gives the session a cache if it has none, evicting least recently used sessions' caches to stay
-    /// within the budget.
+    /// within the budget (a session coming back after its cache was evicted).
     /// Sessions in `busy` (the batch being built) are never evicted.
     private func allocateCache(_ session: VerifierSession, busy: Set<SessionID> = []) {
         if session.cache == nil {
-            // Caches commit memory in blocks as they fill: a new one soon holds its tokens plus a block.
-            let needed = engine.kvBytesPerPosition * min(session.capacity, session.committed.count + KVCache.blockPositions)
-            var used = sessions.values.reduce(0) { $0 + ($1.cache?.byteCount ?? 0) }
+            let needed = charge(tokens: session.committed.count, capacity: session.capacity)
+            var used = sessions.values.reduce(0) { $0 + ($1.cache == nil || $1 === session ? 0 : charge($1)) }
             while used + needed > configuration.kvBudgetBytes,
                   let victim = sessions.values.filter({ $0.cache != nil && $0 !== session && !busy.contains($0.id) }).min(by: { $0.lastUsed < $1.lastUsed }) {
-                used -= victim.cache?.byteCount ?? 0
+                used -= charge(victim)
                 victim.cache = nil
                 logger.info("evicted KV cache (LRU)", metadata: ["session": "\(victim.id)"])
             }
@@ -389,7 +470,7 @@ final class VerifierCore: @unchecked Sendable {
             job.continuation.resume(returning: .error(ErrorReply(
                 code: .deadlineExceeded,
                 message: "verify request of session \(job.request.session) expired in the queue: its deadline passed "
-                    + "\(Int(now - job.request.deadline)) ms ago")))
+                    + "\(String(format: "%.0f", now - job.request.deadline)) ms ago")))
         }
         defer {
             let again = pending.withLock { state -> Bool in

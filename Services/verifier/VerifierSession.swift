@@ -16,6 +16,9 @@ final class VerifierSession {
     /// nil while evicted (rebuilt from `committed` when the session returns).
     var cache: KVCache?
     var lastUsed: UInt64 = 0
+    /// When the session last was opened, prefilled, verified or decoded (``ServiceClock`` ms): a session
+    /// active within ``VerifierCore/Configuration/activeWindowMs`` keeps its cache when another is admitted.
+    var lastActive: Double = 0
     var rounds = 0
     /// Acceptance of the verifier's own prompt-lookup proposals for this session.
     var lookup = PromptLookupStats()

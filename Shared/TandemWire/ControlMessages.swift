@@ -129,6 +129,9 @@ public enum ErrorCode: String, Codable, Sendable, Hashable {
     case invalidArgument = "invalid_argument"
     /// The message belongs to an abandoned placement of its session (an older placement epoch).
     case staleEpoch = "stale_epoch"
+    /// The replica has no room for the session now (its KV cache budget is held by active sessions): try
+    /// another replica, or again after ``ErrorReply/retryAfterMs`` (docs/protocol.md, "Admission by memory").
+    case resourceExhausted = "resource_exhausted"
     case `internal`
 }
 
@@ -136,9 +139,17 @@ public enum ErrorCode: String, Codable, Sendable, Hashable {
 public struct ErrorReply: Codable, Sendable, Hashable, Error {
     public var code: ErrorCode
     public var message: String
-    public init(code: ErrorCode, message: String) {
+    /// When asking again may succeed, in milliseconds from now (``ErrorCode/resourceExhausted``); nil: no hint.
+    public var retryAfterMs: Int? = nil
+    public init(code: ErrorCode, message: String, retryAfterMs: Int? = nil) {
         self.code = code
         self.message = message
+        self.retryAfterMs = retryAfterMs
+    }
+
+    /// The refusal of a session a replica has no KV cache memory for without evicting active sessions.
+    public static func kvCacheFull(_ message: String, retryAfterMs: Int) -> ErrorReply {
+        ErrorReply(code: .resourceExhausted, message: message, retryAfterMs: retryAfterMs)
     }
 }
 

@@ -20,6 +20,11 @@ public struct WireLimits: Sendable, Hashable {
         self.maxDecodeSteps = maxDecodeSteps
     }
 
+    /// Wall-clock times (deadlines, arrivals) a message may carry, in epoch milliseconds: from 1970 to about the
+    /// year 33,000. Finite is not enough: a deadline of -1e308 is finite, and every difference with it overflows
+    /// whatever integer it is turned into.
+    public static let plausibleTime: ClosedRange<Double> = 0...1e15
+
     /// The first token outside the vocabulary, described.
     func tokenProblem(_ tokens: [Int32], field: String) -> String? {
         guard let bad = tokens.first(where: { $0 < 0 || Int($0) >= vocabularySize }) else { return nil }
@@ -86,7 +91,9 @@ extension VerifyRequest {
         if let steps = decodeSteps, !(1...limits.maxDecodeSteps).contains(steps) {
             return "decode_steps must be in 1...\(limits.maxDecodeSteps)"
         }
-        guard deadline.isFinite else { return "deadline must be a finite time" }
+        guard WireLimits.plausibleTime.contains(deadline) else {
+            return "deadline must be a time in epoch milliseconds (0...\(WireLimits.plausibleTime.upperBound))"
+        }
         guard draftMs.isFinite, draftMs >= 0 else { return "draft_ms must be a finite number >= 0" }
         guard distributions.isEmpty || distributions.count == tokens.count else {
             return "\(distributions.count) distributions for \(tokens.count) draft tokens"
@@ -115,6 +122,7 @@ extension SessionOpen {
             return "prompt_length \(promptLength) is outside 1...\(tokens.count)"
         }
         guard capacity >= 0 else { return "capacity must be >= 0" }
+        if let selfDrive, selfDrive.maxTokens < 1 { return "self_drive.max_tokens must be at least 1" }
         return sampling.problem ?? slo.problem
     }
 }
@@ -130,9 +138,36 @@ extension SessionStart {
         if let problem = limits.tokenProblem(promptTokens, field: "prompt") { return problem }
         if let problem = limits.tokenProblem(generated, field: "generated") { return problem }
         if let k, !(0...limits.maxDraftTokens).contains(k) { return "k = \(k) is outside 0...\(limits.maxDraftTokens)" }
-        guard arrivedAt.isFinite else { return "arrived_at must be a finite time" }
+        guard WireLimits.plausibleTime.contains(arrivedAt) else {
+            return "arrived_at must be a time in epoch milliseconds (0...\(WireLimits.plausibleTime.upperBound))"
+        }
         guard !verifierEndpoint.isEmpty else { return "session_start needs a verifier endpoint" }
         return sampling.problem ?? slo.problem
+    }
+}
+
+extension TokenReport {
+    /// Most generated tokens a report may place (its offset and its tokens): far past any context, and far
+    /// from any integer's range.
+    public static let maxOffset = 1 << 31
+
+    /// A report as the gateway checks it before it touches the session's history: offset and token count
+    /// in range (so `offset + tokens.count` and `history - offset` cannot overflow), token ids inside the
+    /// vocabulary (when known), and counters that are non-negative and finite (they feed metrics counters).
+    public func problem(vocabularySize: Int?) -> String? {
+        guard offset >= 0, offset <= Self.maxOffset else { return "offset \(offset) is outside 0...\(Self.maxOffset)" }
+        guard tokens.count <= Self.maxOffset else { return "\(tokens.count) tokens exceed the limit" }
+        if let vocabularySize, let bad = tokens.first(where: { $0 < 0 || Int($0) >= vocabularySize }) {
+            return "token id \(bad) is outside the vocabulary (0..<\(vocabularySize))"
+        }
+        let s = stats
+        guard [s.drafted, s.accepted, s.rounds, s.plainRounds, s.lookupProposed, s.lookupAccepted].allSatisfy({ $0 >= 0 }) else {
+            return "stats: counts must be >= 0"
+        }
+        guard s.draftMs.isFinite, s.draftMs >= 0, s.wastedDraftMs.isFinite, s.wastedDraftMs >= 0 else {
+            return "stats: draft_ms and wasted_draft_ms must be finite numbers >= 0"
+        }
+        return nil
     }
 }
 
@@ -148,6 +183,13 @@ extension VerifyResult {
         }
         guard accepted >= 0, accepted <= drafted, accepted < tokens.count || drafted == 0 else {
             return "accepted = \(accepted) with \(drafted) drafts and \(tokens.count) tokens"
+        }
+        // The timings feed the drafter's cost model and round-trip estimate.
+        let t = timings
+        guard t.queueMs.isFinite, t.queueMs >= 0, t.batchMs.isFinite, t.batchMs >= 0,
+              [t.batchSequences, t.batchTokens, t.batchContextTokens ?? 0, t.prefillTokens ?? 0,
+               lookupProposed ?? 0, lookupAccepted ?? 0].allSatisfy({ $0 >= 0 }) else {
+            return "timings and counts must be finite and >= 0"
         }
         if let bad = tokens.first(where: { $0 < 0 || Int($0) >= vocabularySize }) {
             return "token id \(bad) is outside the vocabulary (0..<\(vocabularySize))"

@@ -125,18 +125,17 @@ final class InProcessGateway: Sendable {
     }
 
     /// A DEALER with the replica's identity that registers through the gateway's control socket (as
-    /// `ControlAgent` does), records session closes and answers other messages with `handle`.
-    private func addReplica(_ id: String, role: Role, devices: [String]? = nil,
-                            handle: @escaping @Sendable (BusEndpoint, WireMessage) async -> WireMessage?) async throws {
+    /// `ControlAgent` does), records session closes and answers other messages with `handle` (tests script
+    /// replicas with it: a real verifier core behind it, a drafter that refuses or never reports).
+    @discardableResult
+    func addReplica(_ id: String, role: Role, devices: [String]? = nil,
+                            handle: @escaping @Sendable (BusEndpoint, WireMessage) async -> WireMessage?) async throws -> BusEndpoint {
         guard let control = gateway.control.endpoint.boundEndpoint else { throw BusError.invalidEndpoint("control not bound") }
         let replica = try BusEndpoint.dealer(context: context, connect: control, identity: PeerID(id))
         replicas.withLock { $0.append(replica) }
         let sent = self.sent
         try replica.serve(logger: Logger(label: "test.replica")) { envelope, _ in
-            if case .sessionClose = envelope.message {
-                sent.closes.withLock { $0.append(id) }
-                return nil
-            }
+            if case .sessionClose = envelope.message { sent.closes.withLock { $0.append(id) } }
             return await handle(replica, envelope.message)
         }
         let reply = try await replica.call(
@@ -144,6 +143,7 @@ final class InProcessGateway: Sendable {
                                    pid: 1, version: "test", devices: devices)),
             timeout: .seconds(10))
         guard case .registered = reply else { throw BusError.invalidEndpoint("register answered \(reply.kind)") }
+        return replica
     }
 
     final class Recorder: Sendable {

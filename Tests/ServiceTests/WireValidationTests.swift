@@ -44,6 +44,9 @@ struct WireValidationTests {
         ("zero decode steps", WireValidationTests.verify(tokens: [], k: 0, decodeSteps: 0)),
         ("too many decode steps", WireValidationTests.verify(tokens: [], k: 0, decodeSteps: 17)),
         ("NaN deadline", WireValidationTests.verify(deadline: .nan)),
+        // Found by BusFuzzTests: finite, but expiring it turned the wait into an Int that overflowed.
+        ("deadline of -1e308", WireValidationTests.verify(deadline: -1e308)),
+        ("deadline of 1e308", WireValidationTests.verify(deadline: 1e308)),
         ("negative draft time", WireValidationTests.verify(draftMs: -1)),
         ("infinite draft time", WireValidationTests.verify(draftMs: .infinity)),
         ("fewer distributions than tokens", WireValidationTests.verify(distributions: [WireDistribution(tokens: [1], probs: [1])])),
@@ -105,6 +108,31 @@ struct WireValidationTests {
         #expect(start(k: -1).problem(Self.limits) != nil)
         #expect(start(k: 1 << 20).problem(Self.limits) != nil)
         #expect(start(endpoint: "").problem(Self.limits) != nil)
+        var far = start()
+        far.arrivedAt = -1e308
+        #expect(far.problem(Self.limits) != nil)
+        var selfDriven = open()
+        selfDriven.selfDrive = SelfDrive(maxTokens: 0)
+        #expect(selfDriven.problem(Self.limits) != nil)
+    }
+
+    /// Token reports are checked before they reach a session's history (`ControlServer`): an offset of
+    /// Int.min overflowed the gateway's `history - offset`, and negative counts trapped in its metrics counters.
+    @Test func anInvalidTokenReportIsRefused() {
+        func report(offset: Int = 0, tokens: [Int32] = [1, 2], stats: RoundStats = RoundStats(drafted: 2, accepted: 1, rounds: 1))
+            -> TokenReport {
+            TokenReport(session: "s", offset: offset, tokens: tokens, stats: stats)
+        }
+        #expect(report().problem(vocabularySize: 100) == nil)
+        #expect(report(tokens: [1, 500]).problem(vocabularySize: nil) == nil, "ids are not checked without a vocabulary")
+        #expect(report(offset: Int.min).problem(vocabularySize: nil) != nil)
+        #expect(report(offset: -1).problem(vocabularySize: nil) != nil)
+        #expect(report(offset: Int.max).problem(vocabularySize: nil) != nil)
+        #expect(report(tokens: [1, 500]).problem(vocabularySize: 100) != nil)
+        #expect(report(stats: RoundStats(drafted: -1)).problem(vocabularySize: nil) != nil)
+        #expect(report(stats: RoundStats(rounds: Int.min)).problem(vocabularySize: nil) != nil)
+        #expect(report(stats: RoundStats(draftMs: .nan)).problem(vocabularySize: nil) != nil)
+        #expect(report(stats: RoundStats(wastedDraftMs: -1)).problem(vocabularySize: nil) != nil)
     }
 
     @Test func aVerifyResultThatDoesNotAnswerTheRequestIsRefused() {
@@ -124,6 +152,13 @@ struct WireValidationTests {
         #expect(problem(result(tokens: [])) != nil)
         #expect(problem(result(tokens: [1, 100])) != nil)
         #expect(problem(result(accepted: 0, tokens: Array(repeating: 1, count: 11))) != nil)
+        for bad in [VerifyTimings(queueMs: -1e308, batchMs: 0, batchSequences: 1, batchTokens: 1),
+                    VerifyTimings(queueMs: 0, batchMs: .nan, batchSequences: 1, batchTokens: 1),
+                    VerifyTimings(queueMs: 0, batchMs: 0, batchSequences: -1, batchTokens: 1)] {
+            var r = result()
+            r.timings = bad
+            #expect(problem(r) != nil, "timings \(bad)")
+        }
     }
 
     // MARK: In the services
