@@ -117,6 +117,12 @@ struct GatewayControlFuzzTests {
                     }
                 }
             }
+            // Frames sent without waiting for an answer may still be in the gateway's socket: give it time to
+            // count them before comparing.
+            let settle = ContinuousClock.now + .seconds(10)
+            while WireErrorCounter.count - decodeErrorsBefore < undecodable, ContinuousClock.now < settle {
+                try await Task.sleep(for: .milliseconds(20))
+            }
             await fuzzClient.close()
             print("gateway control fuzz: \(total) frames (\(sweep.count) sweep), \(undecodable) undecodable, "
                   + "\(refusedReports) invalid token reports refused, \(answered) answered, \(live.count) live sessions")
