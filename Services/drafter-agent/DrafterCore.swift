@@ -344,6 +344,10 @@ final class DrafterCore: @unchecked Sendable {
             $0.observe(sequences: t.batchSequences, positions: t.batchTokens, contextTokens: t.batchContextTokens,
                        batchSeconds: t.batchMs / 1000, ownPositions: draft.tokens.count + 1,
                        ownContext: session.committed.count - result.tokens.count, prefillTokens: t.prefillTokens ?? 0)
+            if let c = t.costCurve {
+                $0.observeCurve(positions: c.positions, seconds: c.ms.map { $0 / 1000 },
+                                secondsPerContextToken: c.contextMsPerToken / 1000)
+            }
         }
         if !draft.tokens.isEmpty {
             session.controller.finishRound(drafted: draft.tokens.count, accepted: result.accepted)

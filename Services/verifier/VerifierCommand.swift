@@ -47,6 +47,9 @@ struct VerifierCommand: AsyncParsableCommand {
     @Option(help: "Prompt-lookup (n-gram) drafts for decode steps: priced (default: only what the batch-time model says pays), always, or off [TANDEM_PROMPT_LOOKUP].")
     var promptLookup: String?
 
+    @Option(help: "Largest forward (positions) the start-up calibration of the batch-time curve measures; 0 skips it [TANDEM_CALIBRATE_POSITIONS] (default: 32).")
+    var calibratePositions: Int?
+
     func run() async throws {
         try await ServiceProcess.run("verifier", logger: "tandem.verifier", common: common) { process in
             let (context, logger) = (process.context, process.logger)
@@ -77,6 +80,12 @@ struct VerifierCommand: AsyncParsableCommand {
             let events = try EventPublisher(context: context, connect: try common.eventsPubEndpoint(), logger: logger)
             let core = VerifierCore(engine: engine, modelName: loaded.name, replicaID: replicaID, configuration: config,
                                     events: events, logger: logger)
+            let calibrationLimit = try Setting.int(calibratePositions, env: "TANDEM_CALIBRATE_POSITIONS", default: 32)
+            let calibration = try await core.calibrate(maxPositions: calibrationLimit)
+            if !calibration.isEmpty {
+                logger.info("batch-time curve calibrated", metadata: [
+                    "forward_ms": "\(calibration.map { "\($0.positions):\(String(format: "%.1f", $0.ms))" }.joined(separator: " "))"])
+            }
             let verify = try BusEndpoint.router(
                 context: context,
                 bind: try BusAddress.resolve(flag: bind, env: "TANDEM_VERIFY_BIND", default: DefaultEndpoints.verify),

@@ -72,7 +72,7 @@ final class VerifierCore: @unchecked Sendable {
     let modelName: String
     let replicaID: ReplicaID
     let configuration: Configuration
-    private let compute: ComputeThread
+    let compute: ComputeThread
     let logger: Logger
     private let events: EventPublisher?
     private let verifier: SpeculativeVerifier
@@ -84,6 +84,9 @@ final class VerifierCore: @unchecked Sendable {
     private var sessions: [SessionID: VerifierSession] = [:]
     private var useClock: UInt64 = 0
     private(set) var timeModel = LinearBatchTimeModel()
+    /// Measured batch time over positions (VerifierCore+CostCurve.swift), and the copy results carry.
+    var costCurve = BatchCostCurve()
+    var publishedCostCurve: VerifierCostCurve?
     /// Requests of the batch being run that the scheduler predicted late (served best effort).
     private var batchLate = 0
     /// Moving average of the measured time of batches that verified or decoded without prefill (seconds): the
@@ -652,6 +655,7 @@ final class VerifierCore: @unchecked Sendable {
         if !accepted.isEmpty && prefillTokens == 0 {
             let s = forwardMs / 1000
             recentDecodeBatchSeconds = recentDecodeBatchSeconds == 0 ? s : 0.8 * recentDecodeBatchSeconds + 0.2 * s
+            observeCost(positions: verifyShape.newTokens, contextTokens: verifyShape.contextTokens, forwardMs: forwardMs)
         }
         var outcome = VerificationResult()
         let at = ServiceClock.nowMillis()
@@ -704,7 +708,8 @@ final class VerifierCore: @unchecked Sendable {
             let timings = VerifyTimings(
                 queueMs: (batchStart - item.job.arrived).milliseconds, batchMs: forwardMs,
                 batchSequences: requests.count, batchTokens: requests.reduce(0) { $0 + $1.tokens.count },
-                batchContextTokens: contexts.reduce(0, +), prefillTokens: prefillTokens > 0 ? prefillTokens : nil)
+                batchContextTokens: contexts.reduce(0, +), prefillTokens: prefillTokens > 0 ? prefillTokens : nil,
+                costCurve: publishedCostCurve)
             let startPosition = r.position - item.job.collected.count
             item.job.continuation.resume(returning: .verified(VerifyResult(
                 session: r.session, position: startPosition, accepted: r.tokens.isEmpty ? 0 : outcome.acceptedCount,

@@ -175,7 +175,7 @@ public struct SpeculationController: Sendable {
         }
         var threshold = c.stopThreshold
         if c.adaptiveThreshold, best.roundSeconds > 0 {
-            threshold = min(max((td + vt.perTokenSeconds) * best.expectedTokens / best.roundSeconds, 0.05), 0.9)
+            threshold = min(max((td + vt.marginalSeconds(at: best.draftLength)) * best.expectedTokens / best.roundSeconds, 0.05), 0.9)
         }
         plan = RoundPlan(maxDraftLength: best.draftLength, stopThreshold: threshold, expectedTokens: best.expectedTokens)
         return plan

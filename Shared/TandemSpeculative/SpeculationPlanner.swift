@@ -1,13 +1,32 @@
-/// Verification time as a function of the draft length: `fixedSeconds + perTokenSeconds * (K + 1)`
-/// (the verifier checks K + 1 positions). The estimator's ``LinearBatchTimeModel`` can provide the numbers.
+/// Verification time as a function of the draft length: `fixedSeconds + perTokenSeconds * (K + 1)`, or, when
+/// the time is not a line (a verifier's measured cost curve, docs/design.md §7), the time per K given
+/// point by point.
 public struct VerifyTimeModel: Sendable, Hashable, Codable {
     public var fixedSeconds: Double
     public var perTokenSeconds: Double
+    /// Seconds of a round with draft length K = 0, 1, 2, …; past its end the last step continues. nil: the line.
+    public var curveSeconds: [Double]?
     public init(fixedSeconds: Double, perTokenSeconds: Double) {
         self.fixedSeconds = fixedSeconds
         self.perTokenSeconds = perTokenSeconds
     }
-    public func seconds(draftLength k: Int) -> Double { fixedSeconds + perTokenSeconds * Double(k + 1) }
+    /// A model given point by point (`seconds[k]` for draft length k); the line fields hold the first point
+    /// and the mean step, for readers that only know lines.
+    public init(curveSeconds points: [Double]) {
+        let seconds = points.isEmpty ? [0] : points
+        let step = seconds.count > 1 ? (seconds[seconds.count - 1] - seconds[0]) / Double(seconds.count - 1) : 0
+        self.fixedSeconds = seconds[0] - step
+        self.perTokenSeconds = step
+        self.curveSeconds = seconds
+    }
+    public func seconds(draftLength k: Int) -> Double {
+        guard let c = curveSeconds, !c.isEmpty else { return fixedSeconds + perTokenSeconds * Double(k + 1) }
+        if k < c.count { return c[max(k, 0)] }
+        let step = c.count > 1 ? c[c.count - 1] - c[c.count - 2] : perTokenSeconds
+        return c[c.count - 1] + step * Double(k - c.count + 1)
+    }
+    /// What drafting one more token costs at draft length `k`: `seconds(k + 1) - seconds(k)`.
+    public func marginalSeconds(at k: Int) -> Double { seconds(draftLength: k + 1) - seconds(draftLength: k) }
 }
 
 /// A profiled drafting configuration (ConfigSpec): one (device, draft model, quantization) combination.

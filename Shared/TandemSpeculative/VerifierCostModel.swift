@@ -15,10 +15,20 @@
 /// to draft more (each session amortising the others' cost), which is exactly the interference that
 /// sinks a shared verifier. On an idle verifier the price is the plain marginal cost; as sessions join,
 /// it grows until drafting stops paying and the planner picks K = 0.
+///
+/// When the verifier publishes its measured cost curve (``observeCurve(positions:seconds:secondsPerContextToken:)``,
+/// docs/design.md §7) the line is not used: a CPU batch's time is concave in its positions, and a line fitted
+/// to the batches of a steady load loses its intercept. The round is then priced from the curve as the
+/// batch would be if every session in it drafted the same K (they run the same planner): `f(N·(K+1)) + γ·C`,
+/// with N the sessions of the last batch and C their context. One session alone reads the curve as measured;
+/// in a full batch each drafted position costs N positions' worth of verifier time, which is what a rejected
+/// position really costs the batch (WISP's interference), with no separate waste factor.
 public struct VerifierCostModel: Sendable {
     private var model: LinearBatchTimeModel
     /// The batch around this drafter's last request, without the request itself.
     private var others = BatchShape.empty
+    /// The verifier's published curve: positions → seconds at no context, and seconds per context token.
+    private var curve: (positions: [Int], seconds: [Double], perContextToken: Double)?
 
     public init(configuration: LinearBatchTimeModel.Configuration = .init(
         priorCoefficients: [0.03, 0, 0.004, 0.000_002], forgetting: 1)) {
@@ -47,12 +57,34 @@ public struct VerifierCostModel: Sendable {
                             contextTokens: max(0, context - ownContext))
     }
 
+    /// Takes the verifier's published batch-time curve (the newest replaces the previous one). A curve
+    /// whose points do not match or do not increase is ignored.
+    public mutating func observeCurve(positions: [Int], seconds: [Double], secondsPerContextToken: Double) {
+        guard !positions.isEmpty, positions.count == seconds.count, positions[0] >= 1,
+              zip(positions, positions.dropFirst()).allSatisfy({ $0 < $1 }),
+              seconds.allSatisfy({ $0.isFinite && $0 >= 0 }), secondsPerContextToken.isFinite else { return }
+        curve = (positions, seconds, max(secondsPerContextToken, 0))
+    }
+
+    /// Whether a published curve prices the rounds.
+    public var hasCurve: Bool { curve != nil }
+
     /// The planner's round model for a session with `contextTokens` committed tokens and draft acceptance
     /// `acceptance`. Only the positions the session can expect to see rejected delay the others for
     /// nothing: an accepted position replaces one this session would otherwise need in a later round
     /// (where it would cost a whole sequence's share of a batch). So each of the other sessions charges
     /// `(1 − acceptance)` of a position's time.
-    public func roundModel(contextTokens: Int, networkSeconds: Double, acceptance: Double = 0) -> VerifyTimeModel? {
+    public func roundModel(contextTokens: Int, networkSeconds: Double, acceptance: Double = 0,
+                           maxDraftLength: Int = 16) -> VerifyTimeModel? {
+        if let curve {
+            let n = others.sequences + 1
+            let context = Double(others.contextTokens + max(contextTokens, 0)) * curve.perContextToken
+            let network = max(networkSeconds, 0)
+            return VerifyTimeModel(curveSeconds: (0...max(maxDraftLength, 1)).map { k in
+                BatchCostCurve.evaluate(knots: curve.positions, values: curve.seconds, positions: n * (k + 1))
+                    + context + network
+            })
+        }
         guard model.sampleCount >= model.configuration.minSamples else { return nil }
         let c = model.coefficients
         let waste = 1 - min(max(acceptance, 0), 1)

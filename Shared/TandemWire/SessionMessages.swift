@@ -175,14 +175,55 @@ public struct VerifyTimings: Codable, Sendable, Hashable {
     /// Prompt tokens prefilled in the same batch (chunked prefill; counted in `batchTokens`, their time in
     /// `batchMs`); nil when none.
     public var prefillTokens: Int?
+    /// The verifier's measured batch-time curve, so the drafter prices one more position where the batch
+    /// really is (docs/design.md §7); nil from older verifiers.
+    public var costCurve: VerifierCostCurve?
     public init(queueMs: Double, batchMs: Double, batchSequences: Int, batchTokens: Int, batchContextTokens: Int? = nil,
-                prefillTokens: Int? = nil) {
+                prefillTokens: Int? = nil, costCurve: VerifierCostCurve? = nil) {
         self.queueMs = queueMs
         self.batchMs = batchMs
         self.batchSequences = batchSequences
         self.batchTokens = batchTokens
         self.batchContextTokens = batchContextTokens
         self.prefillTokens = prefillTokens
+        self.costCurve = costCurve
+    }
+}
+
+/// A verifier's batch time as it measured it: one forward of `positions[i]` verified positions (logits on
+/// every one) at no cached context takes `ms[i]`, linear in between and past the last point along the last
+/// slope; each cached context token adds `contextMsPerToken`. Fitted from the verifier's own batches and a
+/// calibration at start.
+public struct VerifierCostCurve: Codable, Sendable, Hashable {
+    public var positions: [Int]
+    public var ms: [Double]
+    public var contextMsPerToken: Double
+    /// Batches (and calibration forwards) behind the fit.
+    public var samples: Int
+    public init(positions: [Int], ms: [Double], contextMsPerToken: Double, samples: Int) {
+        self.positions = positions
+        self.ms = ms
+        self.contextMsPerToken = contextMsPerToken
+        self.samples = samples
+    }
+
+    /// Most points a curve may carry.
+    public static let maxPoints = 64
+
+    /// Points increasing and matched, times finite and non-negative.
+    public var problem: String? {
+        guard !positions.isEmpty, positions.count == ms.count, positions.count <= Self.maxPoints else {
+            return "cost curve: 1...\(Self.maxPoints) points with one time each"
+        }
+        guard positions[0] >= 1, zip(positions, positions.dropFirst()).allSatisfy({ $0 < $1 }),
+              positions.last! <= 1 << 20 else {
+            return "cost curve: positions must increase from 1"
+        }
+        guard ms.allSatisfy({ $0.isFinite && $0 >= 0 && $0 <= 1e7 }), contextMsPerToken.isFinite,
+              contextMsPerToken >= 0, contextMsPerToken <= 1e3, samples >= 0 else {
+            return "cost curve: times must be finite and >= 0"
+        }
+        return nil
     }
 }
 

@@ -191,6 +191,7 @@ extension VerifyResult {
                lookupProposed ?? 0, lookupAccepted ?? 0].allSatisfy({ $0 >= 0 }) else {
             return "timings and counts must be finite and >= 0"
         }
+        if let problem = t.costCurve?.problem { return problem }
         if let bad = tokens.first(where: { $0 < 0 || Int($0) >= vocabularySize }) {
             return "token id \(bad) is outside the vocabulary (0..<\(vocabularySize))"
         }

@@ -144,6 +144,10 @@ struct WireValidationTests {
             r.problem(session: "s", position: 5, drafted: 2, maxTokens: 10, vocabularySize: 100)
         }
         #expect(problem(result()) == nil)
+        var withCurve = result()
+        withCurve.timings.costCurve = VerifierCostCurve(positions: [1, 2, 4], ms: [40, 41, 44], contextMsPerToken: 0.001,
+                                                        samples: 3)
+        #expect(problem(withCurve) == nil)
         #expect(problem(result(session: "t")) != nil)
         #expect(problem(result(position: 6)) != nil)
         #expect(problem(result(accepted: 3, tokens: [1, 2, 3, 4])) != nil)
@@ -154,7 +158,18 @@ struct WireValidationTests {
         #expect(problem(result(accepted: 0, tokens: Array(repeating: 1, count: 11))) != nil)
         for bad in [VerifyTimings(queueMs: -1e308, batchMs: 0, batchSequences: 1, batchTokens: 1),
                     VerifyTimings(queueMs: 0, batchMs: .nan, batchSequences: 1, batchTokens: 1),
-                    VerifyTimings(queueMs: 0, batchMs: 0, batchSequences: -1, batchTokens: 1)] {
+                    VerifyTimings(queueMs: 0, batchMs: 0, batchSequences: -1, batchTokens: 1),
+                    // A cost curve the drafter could not read: unmatched, not increasing, not finite.
+                    VerifyTimings(queueMs: 0, batchMs: 0, batchSequences: 1, batchTokens: 1,
+                                  costCurve: VerifierCostCurve(positions: [1, 2], ms: [40], contextMsPerToken: 0, samples: 1)),
+                    VerifyTimings(queueMs: 0, batchMs: 0, batchSequences: 1, batchTokens: 1,
+                                  costCurve: VerifierCostCurve(positions: [2, 2], ms: [40, 41], contextMsPerToken: 0, samples: 1)),
+                    VerifyTimings(queueMs: 0, batchMs: 0, batchSequences: 1, batchTokens: 1,
+                                  costCurve: VerifierCostCurve(positions: [0, 2], ms: [40, 41], contextMsPerToken: 0, samples: 1)),
+                    VerifyTimings(queueMs: 0, batchMs: 0, batchSequences: 1, batchTokens: 1,
+                                  costCurve: VerifierCostCurve(positions: [1, 2], ms: [40, .infinity], contextMsPerToken: 0, samples: 1)),
+                    VerifyTimings(queueMs: 0, batchMs: 0, batchSequences: 1, batchTokens: 1,
+                                  costCurve: VerifierCostCurve(positions: [1], ms: [40], contextMsPerToken: -1, samples: 1))] {
             var r = result()
             r.timings = bad
             #expect(problem(r) != nil, "timings \(bad)")
