@@ -1,4 +1,4 @@
-import TandemEngine
+import TandemModels
 import TandemSpeculative
 
 /// What the advisor assumes when the metrics-store has no measurement.

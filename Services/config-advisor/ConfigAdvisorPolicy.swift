@@ -1,4 +1,4 @@
-import TandemEngine
+import TandemModels
 import TandemSpeculative
 import TandemWire
 

@@ -1,9 +1,9 @@
 import Foundation
-import TandemEngine
 import Logging
 import ServiceLifecycle
 import Synchronization
 import TandemBus
+import TandemModels
 import TandemService
 import TandemWire
 

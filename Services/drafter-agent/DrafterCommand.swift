@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import TandemBus
 import TandemEngine
+import TandemModels
 import TandemServing
 import TandemService
 import TandemTelemetry

@@ -1,5 +1,5 @@
 import Foundation
-import TandemEngine
+import TandemModels
 import TandemSpeculative
 import TandemWire
 

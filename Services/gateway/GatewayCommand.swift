@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import TandemBus
 import TandemEngine
+import TandemModels
 import TandemQuantize
 import TandemServing
 import TandemService

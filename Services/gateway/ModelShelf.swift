@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import TandemEngine
 import TandemKernels
+import TandemModels
 import TandemQuantize
 import TandemService
 import TandemServing

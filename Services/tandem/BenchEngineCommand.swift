@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import TandemEngine
+import TandemModels
 
 /// `tandem bench engine`: measures the local inference engine on one model file and compares it with
 /// llama.cpp's numbers on this machine class (docs/models.md, "Reference speeds").

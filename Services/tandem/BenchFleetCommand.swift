@@ -5,6 +5,7 @@ import Logging
 import Synchronization
 import TandemBus
 import TandemEngine
+import TandemModels
 import TandemServing
 import TandemWire
 

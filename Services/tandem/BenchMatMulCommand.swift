@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import TandemEngine
 import TandemKernels
+import TandemModels
 
 /// `tandem bench matmul`: the matrix kernels alone on one model's real weight matrices (layer 0 and the
 /// output matrix, packed as the engine packs them), at several token counts.

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import TandemEngine
+import TandemModels
 import TandemService
 import TandemServing
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import TandemEngine
+import TandemModels
 
 /// `tandem generate`: runs one model locally and streams its continuation of a prompt.
 ///

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TandemEngine
+import TandemModels
 
 /// `tandem models`: fetch the pinned models into the local cache and list what is there.
 struct ModelsCommand: AsyncParsableCommand {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import TandemEngine
+import TandemModels
 
 /// `tandem perplexity`: perplexity of a model on a text file, computed like llama.cpp's `llama-perplexity`.
 ///

@@ -3,6 +3,7 @@
 import Foundation
 import Logging
 import TandemEngine
+import TandemModels
 import TandemService
 
 /// One chat message of a benchmark prompt, in OpenAI's `{role, content}` shape.

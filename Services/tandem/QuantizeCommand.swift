@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import TandemEngine
 import TandemKernels
+import TandemModels
 import TandemQuantize
 
 /// `tandem quantize`: writes a GGUF model with new tensor types (uniform, or per layer / per tensor

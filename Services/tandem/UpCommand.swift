@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import TandemEngine
 import TandemBus
+import TandemModels
 import TandemService
 import TandemWire
 import UnixSignals

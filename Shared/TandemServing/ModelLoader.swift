@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import TandemEngine
+import TandemModels
 import TandemService
 
 /// Loads a model named by catalog name, cached file name or path, with a clear error when it has

@@ -6,6 +6,7 @@ import Darwin
 import Foundation
 import Synchronization
 import TandemEngine
+import TandemModels
 
 /// What the gateway's model endpoint and a drafter started with `--model auto` agree on
 /// (docs/model-shipping.md): the listing's JSON shape, how model names are matched, the sha256

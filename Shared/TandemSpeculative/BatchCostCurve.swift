@@ -13,8 +13,8 @@
 /// The fit is recursive least squares over the knot values and `γ` (each batch's positions spread over
 /// the two knots around it by linear interpolation weights), started from a prior line and, usually,
 /// from a calibration the verifier runs at start (``calibrate(_:)``). Knots no batch has touched are
-/// interpolated from their measured neighbours, and the curve is made non-decreasing: more positions
-/// never take less time.
+/// interpolated from their measured neighbours, and the curve is made non-decreasing (more positions
+/// never take less time) by lowering outliers, not by lifting the knots after them.
 public struct BatchCostCurve: Sendable {
     /// Position counts where the curve has a value; beyond the last the last slope continues.
     public let knots: [Int]
@@ -135,12 +135,21 @@ public struct BatchCostCurve: Sendable {
                 }
             }
         }
-        var floor = 0.0
-        for i in 0..<n {
-            values[i] = max(values[i], floor)
-            floor = values[i]
+        return Self.nonDecreasing(values)
+    }
+
+    /// Makes the knot values non-decreasing from the right: a knot slower than a later one is lowered to
+    /// it. Timing noise on a shared host is one-sided (a stall only ever makes a forward slower), so a
+    /// knot above its successors is an outlier; lifting the later knots to it instead would carry one
+    /// stall into every larger batch.
+    static func nonDecreasing(_ values: [Double]) -> [Double] {
+        var out = values
+        var ceiling = Double.infinity
+        for i in stride(from: out.count - 1, through: 0, by: -1) {
+            out[i] = max(min(out[i], ceiling), 0)
+            ceiling = out[i]
         }
-        return values
+        return out
     }
 
     /// Seconds per cached context token (γ), never negative.

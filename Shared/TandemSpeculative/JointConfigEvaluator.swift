@@ -1,5 +1,6 @@
 import TandemEngine
 import Foundation
+import TandemModels
 
 /// ConfigSpec's joint choice of (draft variant, K) for one device and one objective (docs/alignment.md).
 ///

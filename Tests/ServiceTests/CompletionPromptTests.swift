@@ -1,6 +1,7 @@
 import Foundation
 @testable import Gateway
 import TandemEngine
+import TandemModels
 import Testing
 
 /// `/v1/completions` reads special-token text in a prompt as the special tokens, like llama-server and vLLM.

@@ -8,6 +8,7 @@ import Logging
 import Synchronization
 import TandemBus
 import TandemEngine
+import TandemModels
 import TandemServing
 import TandemSpeculative
 import TandemWire

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import TandemEngine
+import TandemModels
 import Testing
 @testable import TandemCLI
 

@@ -1,5 +1,6 @@
 import Foundation
 import TandemEngine
+import TandemModels
 import Testing
 
 struct ModelStoreSHA256Tests {

@@ -1,5 +1,6 @@
 import Foundation
 import TandemEngine
+import TandemModels
 
 /// Model files and the Python reference tokenizer for the tokenizer tests.
 enum TokenizerFixtures {

@@ -66,6 +66,18 @@ struct BatchCostCurveTests {
         #expect(curve.predictSeconds(positions: 8, contextTokens: 0) >= curve.predictSeconds(positions: 4, contextTokens: 0))
     }
 
+    @Test func oneSlowCalibrationForwardDoesNotLiftTheTail() {
+        // A stall made the 6-position forward take 4x its time (seen on a shared host).
+        var curve = BatchCostCurve()
+        curve.calibrate([1, 2, 4, 6, 8, 12, 16, 24, 32].map { ($0, $0 == 6 ? 4 * Self.law($0) : Self.law($0)) })
+        for p in [16, 24, 32] {
+            let predicted = curve.predictSeconds(positions: p, contextTokens: 0)
+            #expect(abs(predicted - Self.law(p)) / Self.law(p) < 0.05, "P = \(p): \(predicted) vs \(Self.law(p))")
+        }
+        let values = curve.secondsAtKnots
+        #expect(zip(values, values.dropFirst()).allSatisfy { $0 <= $1 })
+    }
+
     /// The planner's K from a published curve, for a session whose last batch had `sessions` sessions.
     static func plannedK(sessions: Int, acceptance: Double, draftSeconds: Double) -> Int {
         var curve = BatchCostCurve()
@@ -127,6 +139,27 @@ struct BatchCostCurveTests {
         #expect(abs(curveRound.seconds(draftLength: 0) - truth) / truth < 0.05)
         #expect(abs(lineRound.seconds(draftLength: 0) - truth) / truth > 0.25,
                 "line K=0 \(lineRound.seconds(draftLength: 0)) s, truth \(truth) s")
+    }
+
+    @Test func confidentDraftsRunToThePlannedKWhenThePlanEndsAtTheBend() {
+        // Two sessions: K = 3 makes a batch of 8 positions, the end of the flat part. The step past the plan
+        // is steep (6 ms a position for both sessions); the plan's own steps are cheap, and a confident draft
+        // must not stop before K.
+        var curve = BatchCostCurve()
+        curve.calibrate([1, 2, 3, 4, 6, 8, 12, 16, 24, 32].map { ($0, Self.law($0)) })
+        var model = VerifierCostModel()
+        model.observeCurve(positions: curve.knots, seconds: curve.secondsAtKnots, secondsPerContextToken: 3e-6)
+        model.observe(sequences: 2, positions: 6, contextTokens: 400, batchSeconds: Self.law(6, context: 400),
+                      ownPositions: 3, ownContext: 200)
+        var controller = SpeculationController(configuration: .init(
+            maxDraftLength: 8, initialDraftLength: 4, priorAcceptance: 0.95, priorWeight: 1_000_000))
+        controller.recordDraftTime(seconds: 0.005, tokens: 1)
+        let plan = controller.beginRound(verifyTime: model.roundModel(contextTokens: 200, networkSeconds: 0.005,
+                                                                      acceptance: 0.95), allowNoDraft: true)
+        #expect(plan.maxDraftLength == 3)
+        var drafted = 0
+        repeat { drafted += 1 } while controller.shouldContinue(confidence: 0.97)
+        #expect(drafted == plan.maxDraftLength, "stop threshold \(plan.stopThreshold)")
     }
 
     @Test func aPointByPointModelExtendsItsLastStep() {
