@@ -19,12 +19,12 @@ extension VerifierCore {
     func calibrate(maxPositions: Int) async throws -> [(positions: Int, ms: Double)] {
         let sizes = Self.calibrationSizes.filter { $0 <= min(maxPositions, engine.model.config.contextLength - 1) }
         guard !sizes.isEmpty else { return [] }
-        let measured: [Measured] = try await compute.run {
+        return try await compute.run {
             let cache = self.engine.makeCache(capacity: sizes.last! + 1)
             // A token every vocabulary has; the time of a forward does not depend on which.
             let token: Int32 = 1
             _ = try self.engine.forward([ForwardRequest(cache: cache, tokens: [token], logits: .all)])
-            var out: [Measured] = []
+            var out: [(positions: Int, ms: Double)] = []
             for n in sizes {
                 var best = Double.infinity
                 for _ in 0..<2 {
@@ -34,18 +34,12 @@ extension VerifierCore {
                                                                 logits: .all)])
                     best = min(best, (ContinuousClock.now - start).milliseconds)
                 }
-                out.append(Measured(positions: n, ms: best))
+                out.append((n, best))
             }
             self.costCurve.calibrate(out.map { ($0.positions, $0.ms / 1000) })
             self.publishCostCurve()
             return out
         }
-        return measured.map { ($0.positions, $0.ms) }
-    }
-
-    struct Measured: Sendable {
-        var positions: Int
-        var ms: Double
     }
 
     /// Records a verification-only batch (compute thread). Batches that also prefilled are left out: prompt

@@ -51,8 +51,10 @@ public struct BatchCostCurve: Sendable {
         self.forgetting = min(max(forgetting, 0.9), 1)
     }
 
-    /// Interpolation of `positions` between its two knots: (lower index, weight of the upper knot).
-    private func segment(_ positions: Int) -> (Int, Double) {
+    /// Interpolation of `positions` between its two knots: (lower index, weight of the upper knot); past
+    /// the last knot the weight exceeds 1 (the last slope continues). The fit and the readers of a
+    /// published curve share it.
+    static func segment(_ knots: [Int], _ positions: Int) -> (lower: Int, weight: Double) {
         let p = Double(max(positions, 1))
         if positions <= knots[0] { return (0, 0) }
         if positions >= knots[knots.count - 1] {
@@ -72,7 +74,7 @@ public struct BatchCostCurve: Sendable {
     public mutating func observe(positions: Int, contextTokens: Int, seconds: Double) {
         guard positions >= 1, contextTokens >= 0, seconds.isFinite, seconds > 0 else { return }
         let n = knots.count, d = n + 1
-        let (lo, w) = segment(positions)
+        let (lo, w) = Self.segment(knots, positions)
         // Feature vector: interpolation weights on two knots (extrapolation past the last knot puts
         // weight > 1 on it and < 0 on the one before), and the context tokens.
         var x = [Double](repeating: 0, count: d)
@@ -164,21 +166,8 @@ public struct BatchCostCurve: Sendable {
     /// `f(positions)` of a curve given by its knots and values (shared with the wire snapshot's reader).
     public static func evaluate(knots: [Int], values: [Double], positions: Int) -> Double {
         guard !knots.isEmpty, knots.count == values.count else { return 0 }
-        let p = max(positions, 1)
-        if knots.count == 1 { return values[0] * Double(p) / Double(knots[0]) }
-        if p <= knots[0] { return values[0] }
-        var hi = knots.firstIndex { $0 >= p } ?? (knots.count - 1)
-        hi = max(hi, 1)
-        let lo = hi - 1
-        let slope = (values[hi] - values[lo]) / Double(knots[hi] - knots[lo])
-        return values[lo] + slope * Double(p - knots[lo])
-    }
-}
-
-extension BatchCostCurve: BatchTimePredicting {
-    /// The curve as a batch-time predictor (the scheduler's interface); sequences add nothing beyond their
-    /// positions and context.
-    public func predictSeconds(_ shape: BatchShape) -> Double {
-        predictSeconds(positions: shape.newTokens, contextTokens: shape.contextTokens)
+        if knots.count == 1 { return values[0] * Double(max(positions, 1)) / Double(knots[0]) }
+        let (lo, w) = segment(knots, positions)
+        return values[lo] + (values[lo + 1] - values[lo]) * w
     }
 }

@@ -66,9 +66,6 @@ public struct VerifierCostModel: Sendable {
         curve = (positions, seconds, max(secondsPerContextToken, 0))
     }
 
-    /// Whether a published curve prices the rounds.
-    public var hasCurve: Bool { curve != nil }
-
     /// The planner's round model for a session with `contextTokens` committed tokens and draft acceptance
     /// `acceptance`. Only the positions the session can expect to see rejected delay the others for
     /// nothing: an accepted position replaces one this session would otherwise need in a later round
