@@ -10,7 +10,7 @@ PIP_PACKAGES := gguf numpy tokenizers openai pyyaml kubernetes-validate==1.37.0
 DEBUG_BIN := .build/debug
 RELEASE_BIN := .build/release
 
-.PHONY: deps system-deps python-deps build build-release test-models check-imports test test-portable demo bench clean
+.PHONY: deps system-deps python-deps build build-release test-models check-imports test test-portable chaos demo bench clean
 
 deps: system-deps python-deps
 
@@ -56,6 +56,17 @@ PORTABLE_SUITES := TandemEngineTests|TandemSpeculativeTests
 test-portable: test-models
 	$(SWIFT) build --build-tests $(PORTABLE)
 	$(SWIFT) test --skip-build $(PORTABLE) --no-parallel --filter '$(PORTABLE_SUITES)'
+
+# The fault harness for minutes (the test suite runs a short one): SmolLM2-135M as target and its Q4_0
+# requantisation as a different draft model; kills, freezes and restarts replicas under load and fails
+# on any lost or changed token, failed request or crashed replica (docs/chaos.md).
+CHAOS_SECONDS ?= 300
+CHAOS_DRAFT := .build/chaos-draft-smollm2-Q4_0.gguf
+
+chaos: test-models
+	@[ -f $(CHAOS_DRAFT) ] || $(DEBUG_BIN)/tandem quantize --in smollm2-135m-instruct --out $(CHAOS_DRAFT) --type Q4_0
+	$(DEBUG_BIN)/tandem chaos --target-model smollm2-135m-instruct --draft-model $(CHAOS_DRAFT) \
+	  --duration $(CHAOS_SECONDS) --json chaos-report.json
 
 demo: build-release
 	$(RELEASE_BIN)/tandem models fetch qwen2.5-coder-1.5b-instruct qwen2.5-coder-0.5b-instruct

@@ -20,6 +20,8 @@ struct Frontend: Sendable {
     var defaultMode = ServingMode.standard
     var slo = SLO()
     var apiKey: String?
+    /// Device id to the API key that alone may name it (`Frontend+Keys.swift`).
+    var deviceKeys: [String: String] = [:]
 
     init(model nameOrPath: String, logger: Logger) throws {
         let url = try ModelStore(logger: logger).resolve(nameOrPath)

@@ -1,4 +1,5 @@
 import Hummingbird
+import NIOCore
 import Logging
 
 // The gateway's HTTP application, built the way Hummingbird's own templates build an app: a
@@ -15,8 +16,11 @@ import Logging
 func buildApplication(gateway: Gateway,
                       onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
     let (host, port) = (gateway.settings.httpHost, gateway.settings.httpPort)
+    let idle = gateway.settings.httpIdleTimeout
     var app = Application(
         router: buildRouter(gateway: gateway),
+        server: .http1(configuration: .init(idleTimeout: .nanoseconds(
+            idle.components.seconds * 1_000_000_000 + idle.components.attoseconds / 1_000_000_000))),
         configuration: .init(address: .hostname(host, port: port), serverName: "tandem-gateway"),
         onServerRunning: { channel in
             let bound = channel.localAddress?.port ?? port
@@ -34,7 +38,7 @@ func buildApplication(gateway: Gateway,
 /// behind ``APIKeyMiddleware`` when the frontend has an API key.
 func buildRouter(gateway: Gateway) -> Router<BasicRequestContext> {
     let router = Router()
-    if let key = gateway.frontend.apiKey { router.add(middleware: APIKeyMiddleware(key: key, gateway: gateway)) }
+    if gateway.frontend.requiresKey { router.add(middleware: APIKeyMiddleware(gateway: gateway)) }
     gateway.addOperationalRoutes(to: router)
     gateway.addCompletionRoutes(to: router)
     gateway.addModelRoutes(to: router)

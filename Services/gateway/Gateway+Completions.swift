@@ -137,17 +137,18 @@ extension Gateway {
             k: mode.draftLength(requested: f.k))
     }
 
-    /// The device a request names: header `X-Tandem-Device`, else the body's `tandem_device`; both must agree.
+    /// The device a request names: header `X-Tandem-Device`, else the body's `tandem_device`; both must agree,
+    /// and a device with its own API key only with that key (a device key naming nothing names its device).
     func device(of request: Request, fields: SamplingFields) throws -> String? {
         let header = HTTPField.Name("X-Tandem-Device").flatMap { request.headers[$0] }
         if let header, let body = fields.tandemDevice, header != body {
             throw GatewayError.invalid("X-Tandem-Device '\(header)' and tandem_device '\(body)' differ", param: "tandem_device")
         }
-        guard let device = header ?? fields.tandemDevice else { return nil }
-        guard !device.isEmpty, device.count <= 128 else {
+        let device = header ?? fields.tandemDevice
+        if let device, device.isEmpty || device.count > 128 {
             throw GatewayError.invalid("a device id has 1 to 128 characters", param: "tandem_device")
         }
-        return device
+        return try frontend.authorizedDevice(named: device, authorization: request.headers[.authorization])
     }
 
     // MARK: Responses

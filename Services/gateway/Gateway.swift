@@ -36,6 +36,9 @@ final class Gateway: Service, Sendable {
         var maxSessions = 64
         /// A session with no accepted token report for this long ends with a 504.
         var sessionInactivityTimeout: Duration = .seconds(120)
+        /// An HTTP connection with no request in progress for this long is closed: idle keep-alives and
+        /// clients that connect and never finish their headers cannot pile up.
+        var httpIdleTimeout: Duration = .seconds(60)
         /// The model store shipped to drafters started with `--model auto` (docs/model-shipping.md);
         /// nil serves no model endpoint.
         var modelShelf: ModelShelf.Settings?
@@ -85,13 +88,12 @@ final class Gateway: Service, Sendable {
 
 /// Requires `Authorization: Bearer <key>` on `/v1/*` when the gateway has an API key.
 struct APIKeyMiddleware: RouterMiddleware {
-    let key: String
     let gateway: Gateway
 
     func handle(_ request: Request, context: BasicRequestContext,
                 next: (Request, BasicRequestContext) async throws -> Response) async throws -> Response {
         guard request.uri.path.hasPrefix("/v1/") else { return try await next(request, context) }
-        guard request.headers[.authorization] == "Bearer \(key)" else {
+        guard gateway.frontend.accepts(authorization: request.headers[.authorization]) else {
             return gateway.errorResponse(GatewayError(status: .unauthorized, type: "invalid_request_error",
                                                       code: "invalid_api_key", message: "Incorrect or missing API key"))
         }

@@ -39,11 +39,17 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(help: "Require this API key as 'Authorization: Bearer <key>' [TANDEM_API_KEY].")
     var apiKey: String?
 
+    @Option(help: "File of per-device API keys, one 'DEVICE KEY' per line: only a device's key may name it; each is also an API key [TANDEM_DEVICE_KEYS].")
+    var deviceKeys: String?
+
     @Option(help: "Concurrent sessions admitted before answering 429 [TANDEM_MAX_SESSIONS].")
     var maxSessions: Int?
 
     @Option(help: "End a session that gets no token report for this many seconds with an error (504; streaming: an SSE error event) [TANDEM_SESSION_INACTIVITY_TIMEOUT].")
     var sessionInactivityTimeout: Double?
+
+    @Option(help: "Close an HTTP connection with no request in progress after this many seconds [TANDEM_HTTP_IDLE_TIMEOUT] (default: 60).")
+    var httpIdleTimeout: Double?
 
     @Option(help: "Default serving mode: \(ServingMode.choices) [TANDEM_DEFAULT_MODE].")
     var defaultMode: String?
@@ -101,6 +107,9 @@ struct GatewayCommand: AsyncParsableCommand {
             throw ValidationError("session inactivity timeout must be a positive number of seconds")
         }
         settings.sessionInactivityTimeout = .milliseconds(Int64((inactivity * 1000).rounded()))
+        let idle = try Setting.double(httpIdleTimeout, env: "TANDEM_HTTP_IDLE_TIMEOUT", default: 60)
+        guard idle > 0, idle.isFinite else { throw ValidationError("HTTP idle timeout must be a positive number of seconds") }
+        settings.httpIdleTimeout = .milliseconds(Int64((idle * 1000).rounded()))
         if shipModels {
             let directory = Setting.optionalString(modelsDir, env: "TANDEM_MODELS")
                 .map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) } ?? ModelStore.defaultDirectory
@@ -125,6 +134,11 @@ struct GatewayCommand: AsyncParsableCommand {
         var frontend = try Frontend(
             model: Setting.string(model, env: "TANDEM_TARGET_MODEL", default: ModelLoader.defaultTarget), logger: logger)
         frontend.apiKey = Setting.optionalString(apiKey, env: "TANDEM_API_KEY")
+        if let path = Setting.optionalString(deviceKeys, env: "TANDEM_DEVICE_KEYS") {
+            do { frontend.deviceKeys = try Frontend.loadDeviceKeys(path: path) } catch {
+                throw ValidationError("\(error)")
+            }
+        }
         let mode = Setting.string(defaultMode, env: "TANDEM_DEFAULT_MODE", default: ServingMode.standard.rawValue)
         guard let mode = ServingMode(parsing: mode) else { throw ValidationError(ServingMode.invalid("default mode")) }
         frontend.defaultMode = mode

@@ -25,6 +25,10 @@ struct GatewayError: Error, Sendable, CustomStringConvertible {
         GatewayError(status: .notFound, type: "invalid_request_error", code: "device_not_found", param: "tandem_device",
                      message: "No drafter has registered the device '\(device)'")
     }
+    static func deviceForbidden(_ device: String, reason: String) -> GatewayError {
+        GatewayError(status: .forbidden, type: "invalid_request_error", code: "device_forbidden", param: "tandem_device",
+                     message: "This API key may not use the device '\(device)': \(reason)")
+    }
     static func contextTooLong(_ message: String) -> GatewayError {
         GatewayError(status: .contentTooLarge, type: "invalid_request_error", code: "context_length_exceeded",
                      param: "messages", message: message)

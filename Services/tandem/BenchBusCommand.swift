@@ -34,12 +34,17 @@ struct BenchBusCommand: AsyncParsableCommand {
     @Flag(help: "Also measure request/reply latency over ipc://.")
     var ipc = false
 
+    @Flag(help: "Secure every socket with CurveZMQ (fresh in-memory keys, ZAP checks each handshake) to measure what encryption costs.")
+    var curve = false
+
     @Flag(help: "Skip the PUB/SUB measurement through the XSUB/XPUB proxy.")
     var noProxy = false
 
     func run() async throws {
         let logger = Logger(label: "tandem.bench.bus")
-        let context = try BusContext()
+        let security = curve ? try Self.ephemeralSecurity() : nil
+        let context = try BusContext(security: security, logger: logger)
+        if curve { print("CurveZMQ on: every socket encrypted, every handshake authorised") }
         do {
             print("request/reply (DEALER→ROUTER echo, sequential, \(warmup) warm-up):")
             let tcp = try await BusBenchmark.requestReplyLatency(
@@ -73,5 +78,13 @@ struct BenchBusCommand: AsyncParsableCommand {
             throw error
         }
         await context.shutdown()
+    }
+
+    /// A server pair and one authorised client pair, made for this run only.
+    static func ephemeralSecurity() throws -> BusSecurity {
+        let server = try CurveKeyPair.generate()
+        let client = try CurveKeyPair.generate()
+        return try BusSecurity(serverPublicKey: server.publicKey, server: server, client: client,
+                               authorized: AuthorizedCurveKeys(keys: [client.publicKey: "bench"]))
     }
 }

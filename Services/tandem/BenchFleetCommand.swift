@@ -6,6 +6,7 @@ import Synchronization
 import TandemBus
 import TandemEngine
 import TandemModels
+import TandemService
 import TandemServing
 import TandemWire
 
@@ -293,7 +294,7 @@ final class BatchWatcher: Sendable {
     private let task: Task<Void, Never>
 
     init(eventsSub: String, logger: Logger) throws {
-        let context = try BusContext()
+        let context = try BusContext(security: try CommonOptions.busSecurity(directory: nil))
         let subscriber = try BusSubscriber(context: context, connect: eventsSub, topics: ["batch"], logger: logger)
         self.subscriber = subscriber
         let log = self.log

@@ -27,6 +27,8 @@ struct ChatClient: Sendable {
         var wastedDraftMs = 0.0
         var plainRounds = 0
         var error: String?
+        /// The stream ended with `data: [DONE]` (a stream cut short has not).
+        var sawDone = false
 
         /// Mean seconds per output token after the first, as the client saw them (nil below two tokens).
         var tpot: Double? {
@@ -64,7 +66,10 @@ struct ChatClient: Sendable {
                 pending.removeSubrange(..<range.upperBound)
                 guard event.hasPrefix("data: ") else { continue }
                 let payload = event.dropFirst(6)
-                if payload == "[DONE]" { return result }
+                if payload == "[DONE]" {
+                    result.sawDone = true
+                    return result
+                }
                 guard let json = try? JSONSerialization.jsonObject(with: Data(payload.utf8)) as? [String: Any] else { continue }
                 if let error = json["error"] as? [String: Any] {
                     result.error = error["message"] as? String ?? "error"

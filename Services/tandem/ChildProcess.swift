@@ -15,8 +15,10 @@ final class ChildProcess: @unchecked Sendable {
     init(name: String, executable: String, arguments: [String], environment: [String: String], logDirectory: String) throws {
         self.name = name
         self.logPath = (logDirectory as NSString).appendingPathComponent("\(name).log")
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        // A restarted child (tandem chaos) appends to the log of its predecessor.
+        if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        _ = try? log.seekToEnd()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.environment = environment

@@ -38,7 +38,9 @@ final class ClusterLauncher: @unchecked Sendable {
     let binDirectory: String
     let logDirectory: String
     private(set) var children: [ChildProcess] = []
-    private let logger: Logger
+    /// How each child was started, by name, so a fault harness can start it again (``restart(_:)``).
+    var specs: [String: ChildSpec] = [:]
+    let logger: Logger
 
     init(plan: ClusterPlan, logger: Logger) throws {
         self.plan = plan
@@ -64,20 +66,23 @@ final class ClusterLauncher: @unchecked Sendable {
     /// reports it on its READY line) in ephemeral mode.
     private func endpoint(_ port: Int) -> String { plan.ephemeral ? "tcp://127.0.0.1:*" : "tcp://127.0.0.1:\(port)" }
 
-    private func spawn(_ name: String, product: String, _ arguments: [String], env: [String: String] = [:]) throws -> ChildProcess {
+    func spawn(_ name: String, product: String, _ arguments: [String], env: [String: String] = [:]) throws -> ChildProcess {
         var environment = ProcessInfo.processInfo.environment.merging(plan.environment) { $1 }
         environment.merge(env) { $1 }
+        let spec = ChildSpec(product: product, arguments: arguments + (plan.extraArguments[product] ?? []),
+                             environment: environment)
         let child = try ChildProcess(
             name: name, executable: (binDirectory as NSString).appendingPathComponent(product),
-            arguments: arguments + (plan.extraArguments[product] ?? []), environment: environment,
-            logDirectory: logDirectory)
+            arguments: spec.arguments, environment: environment, logDirectory: logDirectory)
+        children.removeAll { $0.name == name }
         children.append(child)
+        specs[name] = spec
         return child
     }
 
     /// The child's READY fields; if it exits first (or stays silent past `timeout`), a
     /// ``LaunchError`` with its exit status and the tail of its output, so the failure says why.
-    private func ready(_ child: ChildProcess, timeout: Duration = .seconds(60)) async throws -> [String: String] {
+    func ready(_ child: ChildProcess, timeout: Duration = .seconds(60)) async throws -> [String: String] {
         if let fields = await child.waitReady(timeout: timeout) { return fields }
         let what = child.isRunning ? "printed no READY line within \(timeout)" : "exited before its READY line"
         let report = await child.failureReport(what)
@@ -140,6 +145,8 @@ final class ClusterLauncher: @unchecked Sendable {
         let xsub = try reported("xsub", storeFields, by: store, configured: endpoint(5580))
         let xpub = try reported("xpub", storeFields, by: store, configured: endpoint(5581))
         let query = try reported("query", storeFields, by: store, configured: endpoint(5585))
+        // A restarted metrics-store must come back where every publisher already points.
+        specs["metrics-store"]?.pin(["--xsub-bind": xsub, "--xpub-bind": xpub, "--query-bind": query])
 
         let httpBind = plan.ephemeral ? "127.0.0.1:0" : plan.httpBind
         var gatewayArgs = ["--http-bind", httpBind, "--control-bind", controlBind, "--events-pub", xsub,
@@ -181,7 +188,8 @@ final class ClusterLauncher: @unchecked Sendable {
     func waitRegistered(control: String, timeout: Duration) async throws -> ClusterStatus {
         let expected: [Role: Int] = [.metricsStore: 1, .estimator: 1, .configAdvisor: 1,
                                      .verifier: plan.verifiers, .drafter: plan.drafters]
-        let context = try BusContext()
+        let context = try BusContext(security: try CommonOptions.busSecurity(
+            directory: plan.environment[CurveKeyDirectory.EnvironmentKey.directory]))
         defer { Task { await context.shutdown() } }
         let client = try BusEndpoint.dealer(context: context, connect: control, logger: logger)
         let deadline = ContinuousClock.now + timeout
@@ -223,6 +231,20 @@ final class ClusterLauncher: @unchecked Sendable {
             try? await Task.sleep(for: .milliseconds(20))
         }
         return !child.isRunning
+    }
+}
+
+/// How a child was started: enough to start it again.
+struct ChildSpec: Sendable {
+    var product: String
+    var arguments: [String]
+    var environment: [String: String]
+
+    /// Replaces the values of `flags` (e.g. an ephemeral `--xsub-bind tcp://127.0.0.1:*` by the endpoint it got).
+    mutating func pin(_ flags: [String: String]) {
+        for index in arguments.indices.dropLast() {
+            if let value = flags[arguments[index]] { arguments[index + 1] = value }
+        }
     }
 }
 

@@ -170,7 +170,7 @@ extension ProfileCommand {
     /// One `profile` event per variant (speed plus the alignment fields) to the metrics-store's event proxy.
     /// A PUB socket drops what it sends before its subscriptions arrive, so it waits a moment after connecting.
     static func publish(_ profiles: [AlignmentProfile], device: String, endpoint: String, logger: Logger) async throws {
-        let context = try BusContext()
+        let context = try BusContext(security: try CommonOptions.busSecurity(directory: nil))
         let publisher = try EventPublisher(context: context, connect: endpoint, logger: logger)
         try await Task.sleep(for: .milliseconds(500))
         for p in profiles {

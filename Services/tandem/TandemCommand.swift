@@ -20,6 +20,8 @@ struct TandemCommand: AsyncParsableCommand {
             ProfileCommand.self,
             AdviseCommand.self,
             FleetCommand.self,
+            KeysCommand.self,
+            ChaosCommand.self,
         ]
     )
 }

@@ -28,6 +28,8 @@ struct UpCommand: AsyncParsableCommand {
     @Flag(help: "Once ready, send one demo chat request, print the streamed reply, then shut down.") var demo = false
     @Option(help: "The demo's prompt.") var demoPrompt = "Write a Swift function that checks whether a string is a palindrome, with a short explanation."
     @Option(help: "Seconds to wait for every replica to register.") var startTimeout = 300
+    @Flag(help: "Secure the bus with CurveZMQ: keys from --curve-keys, else made in <data-dir>/keys (docs/security.md).") var curve = false
+    @Option(help: "CurveZMQ key folder (tandem keys init); implies --curve [TANDEM_CURVE_KEYS].") var curveKeys: String?
 
     func run() async throws {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
@@ -41,6 +43,14 @@ struct UpCommand: AsyncParsableCommand {
         plan.targetModel = targetModel ?? (small ? "smollm2-135m-instruct" : nil)
         plan.draftModel = draftModel ?? (small ? "smollm2-135m-instruct" : nil)
         guard drafters >= 1, verifiers >= 1 else { throw ValidationError("need at least one drafter and one verifier") }
+        if curve || curveKeys != nil {
+            let folder = URL(fileURLWithPath: curveKeys ?? (dataDir as NSString).appendingPathComponent("keys")).path
+            if curveKeys == nil && !FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent("server.secret")) {
+                try CurveKeyDirectory.create(at: folder)
+                say("Made cluster keys in \(folder)")
+            }
+            plan.environment[CurveKeyDirectory.EnvironmentKey.directory] = folder
+        }
 
         try await fetchMissingModels([plan.targetModel ?? "qwen2.5-coder-1.5b-instruct",
                                       plan.draftModel ?? "qwen2.5-coder-0.5b-instruct"], logger: logger)
@@ -108,11 +118,12 @@ struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "status", abstract: "List live replicas.")
 
     @Option(help: "Gateway control endpoint [TANDEM_GATEWAY_CONTROL].") var gatewayControl: String?
+    @Option(help: "CurveZMQ key folder of a secured cluster [TANDEM_CURVE_KEYS].") var curveKeys: String?
 
     func run() async throws {
         let endpoint = try BusAddress.resolve(flag: gatewayControl, env: "TANDEM_GATEWAY_CONTROL",
                                               default: DefaultEndpoints.gatewayControl)
-        let context = try BusContext()
+        let context = try BusContext(security: try CommonOptions.busSecurity(directory: curveKeys))
         let client = try BusEndpoint.dealer(context: context, connect: endpoint)
         defer { Task { await client.close(); await context.shutdown() } }
         let reply = try await client.call(.status(StatusQuery()), timeout: .seconds(3))

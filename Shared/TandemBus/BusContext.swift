@@ -1,5 +1,6 @@
 import CZeroMQ
 import Foundation
+import Logging
 import Synchronization
 
 #if canImport(Glibc)
@@ -17,6 +18,9 @@ import Darwin
 public final class BusContext: @unchecked Sendable {
     // `handle` is a zmq context, which libzmq documents as thread-safe.
     let handle: UnsafeMutableRawPointer
+    /// CURVE settings every socket of this context applies; nil runs the bus in plain text.
+    public let security: BusSecurity?
+    private var zap: ZAPHandler?
 
     private struct State {
         var workers: [ObjectIdentifier: SocketWorker] = [:]
@@ -26,15 +30,34 @@ public final class BusContext: @unchecked Sendable {
     }
     private let state = Mutex(State())
 
-    /// - Parameter ioThreads: zmq I/O threads (one is plenty below ~1 GB/s).
-    public init(ioThreads: Int = 1) throws {
+    /// - Parameters:
+    ///   - ioThreads: zmq I/O threads (one is plenty below ~1 GB/s).
+    ///   - security: CurveZMQ keys: every bound socket then accepts only authorised clients and
+    ///     every connection is encrypted (docs/security.md).
+    public init(ioThreads: Int = 1, security: BusSecurity? = nil,
+                logger: Logger = Logger(label: "tandem.bus")) throws {
         guard let handle = zmq_ctx_new() else {
             throw ZMQSocket.lastError("zmq_ctx_new")
         }
         self.handle = handle
+        self.security = security
         zmq_ctx_set(handle, ZMQ_IO_THREADS, Int32(ioThreads))
         // Sockets default to linger 0, so zmq_ctx_term cannot block on forgotten messages.
         zmq_ctx_set(handle, ZMQ_BLOCKY, 0)
+        if let security, security.server != nil {
+            // Bound before any server socket exists, so every handshake is checked.
+            do {
+                zap = try ZAPHandler(context: self, authorized: security.authorized, logger: logger)
+            } catch {
+                zmq_ctx_term(handle)
+                throw error
+            }
+        }
+    }
+
+    /// CURVE handshakes this context's bound sockets accepted and refused (0 without security).
+    public var handshakes: (accepted: Int, refused: Int) {
+        (zap?.accepted ?? 0, zap?.refused ?? 0)
     }
 
     /// Whether `shutdown()` has been called.

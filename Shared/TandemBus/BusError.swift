@@ -18,6 +18,8 @@ public enum BusError: Error, Sendable, Equatable, CustomStringConvertible {
     case handlerAlreadySet
     /// The request was cancelled by the caller's task.
     case cancelled
+    /// CurveZMQ keys are missing, malformed or do not fit (docs/security.md).
+    case security(String)
     /// Any other libzmq failure, with the call that failed and `zmq_strerror`'s text.
     case zmq(operation: String, code: Int32, message: String)
 
@@ -40,6 +42,8 @@ public enum BusError: Error, Sendable, Equatable, CustomStringConvertible {
             return "a handler is already set on this bus endpoint"
         case .cancelled:
             return "bus request was cancelled"
+        case let .security(text):
+            return "bus security: \(text)"
         case let .zmq(operation, code, message):
             return "\(operation) failed: \(message) (errno \(code))"
         }

@@ -23,12 +23,15 @@ enum SendOutcome {
 final class ZMQSocket: @unchecked Sendable {
     let handle: UnsafeMutableRawPointer
     private(set) var isClosed = false
+    /// The context's CURVE settings, applied at each bind (as a server) and connect (as a client).
+    private let security: BusSecurity?
 
     init(context: BusContext, type: Int32) throws {
         guard let handle = zmq_socket(context.handle, type) else {
             throw ZMQSocket.lastError("zmq_socket")
         }
         self.handle = handle
+        self.security = context.security
     }
 
     static func lastError(_ operation: String) -> BusError {
@@ -61,7 +64,19 @@ final class ZMQSocket: @unchecked Sendable {
         }
     }
 
+    func set(_ option: Int32, text: String) throws {
+        try set(option, bytes: Array(text.utf8))
+    }
+
     func bind(_ endpoint: String) throws {
+        if let security, BusSecurity.applies(to: endpoint) {
+            guard let server = security.server else {
+                throw BusError.security("binding \(endpoint) needs the cluster's server secret key (server.secret), which this process was not given")
+            }
+            try set(ZMQ_CURVE_SERVER, 1)
+            try set(ZMQ_CURVE_SECRETKEY, text: server.secretKey)
+            try set(ZMQ_ZAP_DOMAIN, text: ZAPHandler.domain)
+        }
         if zmq_bind(handle, endpoint) != 0 {
             let error = Self.lastError("zmq_bind(\(endpoint))")
             if case let .zmq(_, code, _) = error, code == EINVAL || code == EPROTONOSUPPORT {
@@ -72,6 +87,12 @@ final class ZMQSocket: @unchecked Sendable {
     }
 
     func connect(_ endpoint: String) throws {
+        if let security, BusSecurity.applies(to: endpoint) {
+            try set(ZMQ_CURVE_SERVER, 0)
+            try set(ZMQ_CURVE_SERVERKEY, text: security.serverPublicKey)
+            try set(ZMQ_CURVE_PUBLICKEY, text: security.client.publicKey)
+            try set(ZMQ_CURVE_SECRETKEY, text: security.client.secretKey)
+        }
         if zmq_connect(handle, endpoint) != 0 {
             let error = Self.lastError("zmq_connect(\(endpoint))")
             if case let .zmq(_, code, _) = error, code == EINVAL || code == EPROTONOSUPPORT {

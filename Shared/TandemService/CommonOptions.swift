@@ -33,7 +33,24 @@ public struct CommonOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical [TANDEM_LOG_LEVEL].")
     public var logLevel: String?
 
+    @Option(name: .long, help: "CurveZMQ key folder from `tandem keys`: encrypt the bus and accept only authorised clients (docs/security.md) [TANDEM_CURVE_KEYS].")
+    public var curveKeys: String?
+
     public init() {}
+
+    /// The bus's CURVE settings from `--curve-keys` and the `TANDEM_CURVE_*` environment; nil for
+    /// a plain-text bus.
+    public func busSecurity() throws -> BusSecurity? {
+        try Self.busSecurity(directory: curveKeys)
+    }
+
+    /// ``busSecurity()`` for tools that take the folder from a flag of their own.
+    public static func busSecurity(directory flag: String?) throws -> BusSecurity? {
+        try CurveKeyDirectory.load(
+            directory: Setting.optionalString(flag, env: CurveKeyDirectory.EnvironmentKey.directory)
+                .map { ($0 as NSString).expandingTildeInPath },
+            environment: ProcessInfo.processInfo.environment)
+    }
 
     public func gatewayControlEndpoint() throws -> String {
         try BusAddress.resolve(flag: gatewayControl, env: "TANDEM_GATEWAY_CONTROL", default: DefaultEndpoints.gatewayControl)

@@ -29,7 +29,13 @@ public struct ServiceProcess: Sendable {
                            _ body: (ServiceProcess) async throws -> Void) async throws {
         var logger = Logger(label: label)
         if let replica { logger[metadataKey: "replica"] = "\(common.replicaID(of: replica))" }
-        let context = try BusContext()
+        let security = try common.busSecurity()
+        let context = try BusContext(security: security, logger: logger)
+        if let security {
+            logger.notice("bus secured with CurveZMQ", metadata: [
+                "server_key": "\(security.serverPublicKey.prefix(8))…", "client_key": "\(security.client.publicKey.prefix(8))…",
+                "binds": "\(security.server != nil)"])
+        }
         do {
             try await body(ServiceProcess(common: common, logger: logger, context: context))
         } catch {

@@ -180,6 +180,44 @@ struct GatewayHTTPTests {
         }
     }
 
+    @Test func aDeviceKeyAloneMayNameItsDevice() async throws {
+        let keys = ["phone-1": "key-of-phone-one-0001", "phone-2": "key-of-phone-two-0002"]
+        let g = try InProcessGateway(apiKey: "shared-key", deviceKeys: keys)
+        try await g.addVerifier("v1")
+        try await g.addDrafter("d1", devices: ["phone-1"])
+        try await g.addDrafter("d2", devices: ["phone-2", "phone-3"])
+        try await g.test { client in
+            let device = HTTPField.Name("X-Tandem-Device")!
+            func bearer(_ key: String) -> HTTPFields { [.authorization: "Bearer \(key)"] }
+            // Each device key is an API key; naming nothing, it drafts on its own device.
+            let own = try await client.post("/v1/completions", ["prompt": "Hi", "max_tokens": 2], headers: bearer(keys["phone-2"]!))
+            #expect(own.status == .ok, "\(own.text)")
+            #expect((own.json?["tandem"] as? [String: Any])?["device"] as? String == "phone-2")
+            // Another device's key, or the shared key, cannot name a device that has a key of its own.
+            var headers = bearer(keys["phone-2"]!)
+            headers[device] = "phone-1"
+            expectError(try await client.post("/v1/completions", ["prompt": "Hi"], headers: headers),
+                        .forbidden, code: "device_forbidden", param: "tandem_device", "phone-2's key names phone-1")
+            expectError(try await client.post("/v1/chat/completions", Self.hi.merging(["tandem_device": "phone-1"]) { $1 },
+                                              headers: bearer("shared-key")),
+                        .forbidden, code: "device_forbidden", param: "tandem_device", "shared key names phone-1")
+            // A device key is bound to its device even where the other device has no key.
+            headers[device] = "phone-3"
+            expectError(try await client.post("/v1/completions", ["prompt": "Hi"], headers: headers),
+                        .forbidden, code: "device_forbidden", param: "tandem_device", "phone-2's key names phone-3")
+            // The right key names its device; the shared key still names keyless devices and none.
+            headers = bearer(keys["phone-1"]!)
+            headers[device] = "phone-1"
+            #expect(try await client.post("/v1/completions", ["prompt": "Hi", "max_tokens": 2], headers: headers).status == .ok)
+            headers = bearer("shared-key")
+            headers[device] = "phone-3"
+            #expect(try await client.post("/v1/completions", ["prompt": "Hi", "max_tokens": 2], headers: headers).status == .ok)
+            #expect(try await client.post("/v1/completions", ["prompt": "Hi", "max_tokens": 2], headers: bearer("shared-key")).status == .ok)
+            expectError(try await client.get("/v1/models", headers: bearer("key-of-phone-one-000")),
+                        .unauthorized, code: "invalid_api_key", param: nil, "a prefix of a device key")
+        }
+    }
+
     @Test func devicesArePlacedOnTheirDrafterAndAnUnknownDeviceIsA404() async throws {
         let g = try InProcessGateway()
         try await g.addVerifier("v1")

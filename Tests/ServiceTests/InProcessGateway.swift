@@ -39,8 +39,8 @@ final class InProcessGateway: Sendable {
     ///     byte-level vocabulary, served as ``modelName``; fake drafters report in that vocabulary).
     ///   - extraTokens: multi-byte tokens added to the byte-level vocabulary.
     ///   - modelShelf: the model store the gateway ships to drafters (nil: no model endpoint).
-    init(model: String? = nil, apiKey: String? = nil, contextLength: Int = 256, maxBodyBytes: Int = 4 << 20,
-         maxSessions: Int = 4, extraTokens: [String] = [], modelShelf: ModelShelf.Settings? = nil) throws {
+    init(model: String? = nil, apiKey: String? = nil, deviceKeys: [String: String] = [:], contextLength: Int = 256, maxBodyBytes: Int = 4 << 20,
+         maxSessions: Int = 4, httpIdleTimeout: Duration = .seconds(60), extraTokens: [String] = [], modelShelf: ModelShelf.Settings? = nil) throws {
         let logger = Logger(label: "test.gateway")
         context = try BusContext()
         let vocabulary = try GatewaySessionTests.Vocabulary(extraTokens.map { Array($0.utf8) })
@@ -49,9 +49,11 @@ final class InProcessGateway: Sendable {
             ?? Frontend(modelName: Self.modelName, tokenizer: vocabulary.tokenizer,
                         chatTemplate: try ChatTemplate(templateSource: nil), contextLength: contextLength)
         frontend.apiKey = apiKey
+        frontend.deviceKeys = deviceKeys
         frontend.maxBodyBytes = maxBodyBytes
         var settings = Gateway.Settings()
         settings.maxSessions = maxSessions
+        settings.httpIdleTimeout = httpIdleTimeout
         settings.modelShelf = modelShelf
         // Fake replicas do not heartbeat: the real sweep runs, with a policy that never expires them in a test.
         settings.policy = Registry.Policy(heartbeatIntervalMs: 600_000, missedHeartbeatsAllowed: 3)
