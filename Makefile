@@ -10,7 +10,7 @@ PIP_PACKAGES := gguf numpy tokenizers openai pyyaml kubernetes-validate==1.37.0
 DEBUG_BIN := .build/debug
 RELEASE_BIN := .build/release
 
-.PHONY: deps system-deps python-deps build build-release test-models check-imports test test-portable chaos demo bench clean
+.PHONY: deps system-deps python-deps build build-release test-models check-imports test test-portable chaos fuzz demo bench clean
 
 deps: system-deps python-deps
 
@@ -67,6 +67,14 @@ chaos: test-models
 	@[ -f $(CHAOS_DRAFT) ] || $(DEBUG_BIN)/tandem quantize --in smollm2-135m-instruct --out $(CHAOS_DRAFT) --type Q4_0
 	$(DEBUG_BIN)/tandem chaos --target-model smollm2-135m-instruct --draft-model $(CHAOS_DRAFT) \
 	  --duration $(CHAOS_SECONDS) --json chaos-report.json
+
+# Random and mutated bus frames to every bound socket of a cluster of real processes, FUZZ_FRAMES per
+# socket (the test suite sends 1,500): every request answered, no process dies (Tests/ServiceTests/ClusterFuzzTests.swift).
+FUZZ_FRAMES ?= 100000
+
+fuzz: check-imports test-models
+	$(SWIFT) build --build-tests
+	TANDEM_FUZZ_FRAMES=$(FUZZ_FRAMES) $(SWIFT) test --skip-build --no-parallel --filter ClusterFuzzTests
 
 demo: build-release
 	$(RELEASE_BIN)/tandem models fetch qwen2.5-coder-1.5b-instruct qwen2.5-coder-0.5b-instruct

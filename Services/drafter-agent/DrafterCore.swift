@@ -430,7 +430,7 @@ final class DrafterCore: @unchecked Sendable {
                                capacity: session.promptLength + s.maxTokens + configuration.maxK + 2)
         open.epoch = s.epoch
         do {
-            _ = try await verifier.call(.sessionOpen(open), timeout: .seconds(60))
+            _ = try await verifier.call(.sessionOpen(open), timeout: open.replyTimeout)
         } catch {
             try? await Task.sleep(for: .milliseconds(200))
         }

@@ -60,6 +60,16 @@ final class GatewaySession: @unchecked Sendable {
     var lastTokenAt: ContinuousClock.Instant?
     /// Last sign of progress: placement or an accepted token report (what the inactivity timeout measures).
     var lastActivity: ContinuousClock.Instant = .now
+    /// Whether a token report arrived since the session was last placed: until one does, its drafter is
+    /// still prefilling the whole context, which takes time in proportion to it (``inactivityAllowance(_:)``).
+    var reportedSincePlacement = false
+
+    /// How long the session may go without a report: `timeout`, plus, before the first report of a
+    /// placement, 25 ms a context token for the drafter's prefill (the allowance `SessionOpen.replyTimeout`
+    /// gives the verifier's).
+    func inactivityAllowance(_ timeout: Duration) -> Duration {
+        reportedSincePlacement ? timeout : timeout + .milliseconds(25 * (request.promptTokens.count + generated.count))
+    }
     /// Being placed or re-placed: the replicas are not expected to report yet (placement has its own timeouts).
     var placing = true
     /// Placement epoch: incremented each time the session is (re)placed and carried by every session message,

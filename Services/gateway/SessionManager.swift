@@ -114,6 +114,7 @@ actor SessionManager {
                 try await startOnDrafterOrAlone(session, failover: false, refused: &failedDrafters)
                 session.placing = false
                 session.lastActivity = .now
+                session.reportedSincePlacement = false
                 if session.drafter.isEmpty { verifierOnly.increment() }
                 return (session.id, stream)
             } catch {
@@ -186,7 +187,7 @@ actor SessionManager {
         fenced.epoch = session.epoch
         do {
             let reply = try await callWhileAlive(.sessionOpen(fenced), replica: session.verifier, role: .verifier,
-                                                 timeout: .seconds(120))
+                                                 timeout: fenced.replyTimeout)
             guard case .sessionOpened = reply else { throw GatewayError.internalError("verifier answered \(reply.kind)") }
         } catch let error as GatewayError {
             throw error
@@ -325,6 +326,7 @@ actor SessionManager {
         }
         let fresh = Array(report.tokens.dropFirst(skip))
         session.lastActivity = .now
+        session.reportedSincePlacement = true
         session.stats = report.stats
         if !fresh.isEmpty {
             let now = ContinuousClock.now
@@ -376,11 +378,14 @@ actor SessionManager {
         await closeEverywhere(session)
     }
 
-    /// Ends every placed session that has had no accepted token report for ``inactivityTimeout``
+    /// Ends every placed session that has had no accepted token report for ``inactivityTimeout`` (longer
+    /// before a placement's first report, ``GatewaySession/inactivityAllowance(_:)``)
     /// (called periodically by the gateway's sweep loop). The client gets a 504 in OpenAI's error shape
     /// (streaming: an error event, then `[DONE]`) and the replicas are told to close the session.
     func expireInactive(now: ContinuousClock.Instant = .now) async {
-        let stale = sessions.values.filter { !$0.placing && !$0.finished && now - $0.lastActivity > inactivityTimeout }
+        let stale = sessions.values.filter {
+            !$0.placing && !$0.finished && now - $0.lastActivity > $0.inactivityAllowance(inactivityTimeout)
+        }
         let seconds = Double(inactivityTimeout.components.seconds)
             + Double(inactivityTimeout.components.attoseconds) / 1e18
         for session in stale {
@@ -441,6 +446,7 @@ actor SessionManager {
             defer {
                 session.placing = false
                 session.lastActivity = .now
+                session.reportedSincePlacement = false
             }
             do {
                 if session.verifier == id {

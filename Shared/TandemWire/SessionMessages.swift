@@ -318,3 +318,12 @@ public struct TokenReport: Codable, Sendable, Hashable {
         self.stats = stats
     }
 }
+
+extension SessionOpen {
+    /// How long the opener waits for `sessionOpened`. The verifier answers once the prompt is prefilled
+    /// (in chunks, between other sessions' rounds), so the wait grows with the prompt: 120 s plus 25 ms a
+    /// token, which allows a prefill as slow as 40 tokens/s (a 16k-token prompt: 530 s). Openers also give
+    /// up as soon as the verifier is declared dead, so the long wait never stalls a failover.
+    public var replyTimeout: Duration { .seconds(120) + .milliseconds(25 * tokens.count) }
+}
+

@@ -65,8 +65,8 @@ struct SessionInactivityTests {
             }
         }
 
-        func start() async throws -> (SessionID, AsyncStream<SessionUpdate>) {
-            let request = GenerationRequest(promptTokens: [1, 2], sampling: WireSampling(), maxTokens: 50, stop: [],
+        func start(promptTokens: [Int32] = [1, 2]) async throws -> (SessionID, AsyncStream<SessionUpdate>) {
+            let request = GenerationRequest(promptTokens: promptTokens, sampling: WireSampling(), maxTokens: 50, stop: [],
                                             slo: SLO(), mode: .coupled, k: nil)
             return try await manager.start(request)
         }
@@ -78,6 +78,25 @@ struct SessionInactivityTests {
 
     final class Recorder: Sendable {
         let ids = Mutex<[String]>([])
+    }
+
+    @Test func aLongPromptGetsTimeForTheDraftersPrefillBeforeItsFirstReport() async throws {
+        let h = try await Harness(timeout: .seconds(2))
+        let (id, _) = try await h.start(promptTokens: [Int32](repeating: 1, count: 2000))
+        let t0 = ContinuousClock.now
+        // 2,000 context tokens: 2 s + 50 s before the first report.
+        await h.manager.expireInactive(now: t0 + .seconds(30))
+        #expect(await h.manager.activeCount == 1)
+        await h.manager.expireInactive(now: t0 + .seconds(53))
+        #expect(await h.manager.activeCount == 0)
+        // After a first report the plain timeout applies again.
+        let (next, _) = try await h.start(promptTokens: [Int32](repeating: 1, count: 2000))
+        let t1 = ContinuousClock.now
+        await h.manager.receive(TokenReport(session: next, offset: 0, tokens: [h.vocabulary.id("a")]))
+        await h.manager.expireInactive(now: t1 + .seconds(4))
+        #expect(await h.manager.activeCount == 0)
+        _ = id
+        await h.stop()
     }
 
     @Test func aSessionWithoutReportsEndsWithA504AndIsCleanedUp() async throws {
