@@ -65,10 +65,11 @@ final class GatewaySession: @unchecked Sendable {
     var reportedSincePlacement = false
 
     /// How long the session may go without a report: `timeout`, plus, before the first report of a
-    /// placement, 25 ms a context token for the drafter's prefill (the allowance `SessionOpen.replyTimeout`
-    /// gives the verifier's).
+    /// placement, `SessionOpen.prefillAllowancePerToken` a context token for the drafter's prefill (what
+    /// `SessionOpen.replyTimeout` allows the verifier's).
     func inactivityAllowance(_ timeout: Duration) -> Duration {
-        reportedSincePlacement ? timeout : timeout + .milliseconds(25 * (request.promptTokens.count + generated.count))
+        reportedSincePlacement ? timeout
+            : timeout + SessionOpen.prefillAllowancePerToken * (request.promptTokens.count + generated.count)
     }
     /// Being placed or re-placed: the replicas are not expected to report yet (placement has its own timeouts).
     var placing = true

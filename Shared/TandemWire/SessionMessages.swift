@@ -321,9 +321,13 @@ public struct TokenReport: Codable, Sendable, Hashable {
 
 extension SessionOpen {
     /// How long the opener waits for `sessionOpened`. The verifier answers once the prompt is prefilled
-    /// (in chunks, between other sessions' rounds), so the wait grows with the prompt: 120 s plus 25 ms a
-    /// token, which allows a prefill as slow as 40 tokens/s (a 16k-token prompt: 530 s). Openers also give
-    /// up as soon as the verifier is declared dead, so the long wait never stalls a failover.
-    public var replyTimeout: Duration { .seconds(120) + .milliseconds(25 * tokens.count) }
+    /// (in chunks, between other sessions' rounds), so the wait grows with the prompt: 120 s plus
+    /// ``prefillAllowancePerToken`` a token. Attention makes a long prefill slower per token than a short
+    /// one (a 16k-token prompt on the 1.5B took over 490 s on a 2-core box), so the allowance is generous:
+    /// openers also give up as soon as the verifier is declared dead, so the wait never stalls a failover.
+    public var replyTimeout: Duration { .seconds(120) + Self.prefillAllowancePerToken * tokens.count }
+
+    /// Time allowed per context token for a prefill (about 17 tokens/s at the least).
+    public static let prefillAllowancePerToken: Duration = .milliseconds(60)
 }
 

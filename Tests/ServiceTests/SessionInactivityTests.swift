@@ -84,10 +84,10 @@ struct SessionInactivityTests {
         let h = try await Harness(timeout: .seconds(2))
         let (id, _) = try await h.start(promptTokens: [Int32](repeating: 1, count: 2000))
         let t0 = ContinuousClock.now
-        // 2,000 context tokens: 2 s + 50 s before the first report.
-        await h.manager.expireInactive(now: t0 + .seconds(30))
+        // 2,000 context tokens: 2 s + 120 s before the first report.
+        await h.manager.expireInactive(now: t0 + .seconds(100))
         #expect(await h.manager.activeCount == 1)
-        await h.manager.expireInactive(now: t0 + .seconds(53))
+        await h.manager.expireInactive(now: t0 + .seconds(123))
         #expect(await h.manager.activeCount == 0)
         // After a first report the plain timeout applies again.
         let (next, _) = try await h.start(promptTokens: [Int32](repeating: 1, count: 2000))
