@@ -30,7 +30,7 @@ struct ModelForwardTests {
     /// Logits per position of each sequence, decoded one token per call.
     static func oneByOne(_ engine: ForwardEngine, _ seqs: [[Int32]]) throws -> [[[UInt32]]] {
         try seqs.map { seq in
-            let cache = engine.makeCache(capacity: 32)
+            let cache = engine.makeCache(capacity: 256)
             return try seq.map { try bits(engine.decode(cache: cache, token: $0)) }
         }
     }
@@ -38,7 +38,7 @@ struct ModelForwardTests {
     /// Logits per position of each sequence, one call per sequence with all its tokens.
     static func perSequence(_ engine: ForwardEngine, _ seqs: [[Int32]]) throws -> [[[UInt32]]] {
         try seqs.map { seq in
-            let cache = engine.makeCache(capacity: 32)
+            let cache = engine.makeCache(capacity: 256)
             let r = try engine.forward([ForwardRequest(cache: cache, tokens: seq, logits: .all)])
             return (0..<seq.count).map { bits(r.logits(request: 0, row: $0)) }
         }
@@ -46,7 +46,7 @@ struct ModelForwardTests {
 
     /// All sequences in one call.
     static func allTogether(_ engine: ForwardEngine, _ seqs: [[Int32]]) throws -> [[[UInt32]]] {
-        let caches = seqs.map { _ in engine.makeCache(capacity: 32) }
+        let caches = seqs.map { _ in engine.makeCache(capacity: 256) }
         let r = try engine.forward(zip(caches, seqs).map { ForwardRequest(cache: $0, tokens: $1, logits: .all) })
         return seqs.indices.map { i in (0..<seqs[i].count).map { bits(r.logits(request: i, row: $0)) } }
     }
@@ -54,7 +54,7 @@ struct ModelForwardTests {
     /// Ragged schedule: each sequence is split into pieces of different sizes at different offsets, and the
     /// pieces of all sequences are interleaved into shared calls.
     static func ragged(_ engine: ForwardEngine, _ seqs: [[Int32]]) throws -> [[[UInt32]]] {
-        let caches = seqs.map { _ in engine.makeCache(capacity: 32) }
+        let caches = seqs.map { _ in engine.makeCache(capacity: 256) }
         var out: [[[UInt32]]] = seqs.map { _ in [] }
         var next = seqs.map { _ in 0 }
         var round = 0
@@ -108,6 +108,16 @@ struct ModelForwardTests {
     }
 
     /// The draft model: qwen2 with q/k/v biases, NEOX rope, GQA 14/2, and Q4_K/Q5_0/Q6_K/Q8_0 weights.
+    /// Sequences long enough for several attention tiles (16 new tokens) and key blocks (64 positions):
+    /// tiling changes which (token, head) pair runs when, never the bits it computes.
+    @Test(arguments: KVCacheType.allCases)
+    func batchInvarianceAcrossAttentionTilesAndKeyBlocks(kvType: KVCacheType) throws {
+        guard let model = try Self.smolModel() else { return }
+        let lengths = [150, 70, 33]
+        let seqs = lengths.enumerated().map { i, n in (0..<n).map { Int32(($0 * 7919 + i * 104_729) % 40_000 + 10) } }
+        try Self.checkBatchInvariance(model, seqs, kvType: kvType)
+    }
+
     @Test(arguments: KVCacheType.allCases)
     func batchInvarianceQwen05B(kvType: KVCacheType) throws {
         guard let path = TestModels.path("Qwen2.5-Coder-0.5B-Instruct.gguf") else { return }
@@ -136,7 +146,7 @@ struct ModelForwardTests {
         guard let model = try Self.smolModel() else { return }
         let engine = ForwardEngine(model: model, threads: 2, kvType: kvType)
         let seq = Self.sequences[0]
-        let cache = engine.makeCache(capacity: 32)
+        let cache = engine.makeCache(capacity: 256)
         let first = try seq.map { try Self.bits(engine.decode(cache: cache, token: $0)) }
         #expect(cache.count == seq.count)
 
@@ -159,7 +169,7 @@ struct ModelForwardTests {
     @Test func logitsSelection() throws {
         guard let model = try Self.smolModel() else { return }
         let engine = ForwardEngine(model: model, threads: 2)
-        let a = engine.makeCache(capacity: 32), b = engine.makeCache(capacity: 32), c = engine.makeCache(capacity: 32)
+        let a = engine.makeCache(capacity: 256), b = engine.makeCache(capacity: 256), c = engine.makeCache(capacity: 256)
         let s = Self.sequences
         let r = try engine.forward([
             ForwardRequest(cache: a, tokens: s[0], logits: .last),
@@ -174,8 +184,8 @@ struct ModelForwardTests {
         #expect(Self.same(lastOfFirst, expected[0].last!))
         #expect(Self.same(allOfThird, expected[2]))
         let r2 = try engine.forward([
-            ForwardRequest(cache: engine.makeCache(capacity: 32), tokens: s[0], logits: .last),
-            ForwardRequest(cache: engine.makeCache(capacity: 32), tokens: s[2], logits: .all),
+            ForwardRequest(cache: engine.makeCache(capacity: 256), tokens: s[0], logits: .last),
+            ForwardRequest(cache: engine.makeCache(capacity: 256), tokens: s[2], logits: .all),
         ])
         #expect(Self.same(Self.bits(r2.logits(request: 0)), expected[0].last!))
         for row in 0..<s[2].count { #expect(Self.same(Self.bits(r2.logits(request: 1, row: row)), expected[2][row])) }
@@ -191,7 +201,7 @@ struct ModelForwardTests {
         func run(maxPass: Int) throws -> (last: [UInt32], all: [[UInt32]], next: [UInt32], counts: [Int]) {
             let engine = ForwardEngine(model: model, threads: 2, kvType: kvType)
             engine.maxTokensPerPass = maxPass
-            let a = engine.makeCache(capacity: 32), b = engine.makeCache(capacity: 32), c = engine.makeCache(capacity: 32)
+            let a = engine.makeCache(capacity: 256), b = engine.makeCache(capacity: 256), c = engine.makeCache(capacity: 256)
             let r = try engine.forward([
                 ForwardRequest(cache: a, tokens: s[0], logits: .last),
                 ForwardRequest(cache: b, tokens: s[1], logits: .none),

@@ -52,8 +52,9 @@ public enum PortableAttentionOps {
     /// See `AttentionOps.accumulateF16`.
     @inlinable
     public static func accumulateF16(_ weights: UnsafePointer<Float>, norm: Float, values: UnsafePointer<UInt16>,
-                                     stride: Int, positions: Int, headDim n: Int, _ out: UnsafeMutablePointer<Float>) {
-        out.initialize(repeating: 0, count: n)
+                                     stride: Int, positions: Int, headDim n: Int, _ out: UnsafeMutablePointer<Float>,
+                                     zeroFirst: Bool = true) {
+        if zeroFirst { out.initialize(repeating: 0, count: n) }
         for j in 0..<positions {
             let a = weights[j] * norm
             let va = SIMD8<Float>(repeating: a)
@@ -89,9 +90,10 @@ extension AttentionOps {
 
     @inlinable @inline(__always)
     public static func accumulateF16(_ weights: UnsafePointer<Float>, norm: Float, values: UnsafePointer<UInt16>,
-                                     stride: Int, positions: Int, headDim n: Int, _ out: UnsafeMutablePointer<Float>) {
+                                     stride: Int, positions: Int, headDim n: Int, _ out: UnsafeMutablePointer<Float>,
+                                     zeroFirst: Bool = true) {
         PortableAttentionOps.accumulateF16(weights, norm: norm, values: values, stride: stride, positions: positions,
-                                           headDim: n, out)
+                                           headDim: n, out, zeroFirst: zeroFirst)
     }
 }
 #endif

@@ -46,11 +46,13 @@ extension AttentionOps {
     }
 
     /// `out = Σ_j (weights[j] * norm) * values[j]` over `positions` cached value rows, accumulated in
-    /// position order with one fused multiply-add per element (`out` is overwritten).
+    /// position order with one fused multiply-add per element (`out` is overwritten, or, with
+    /// `zeroFirst` false, added to: a run over positions split in blocks gives the same bits as one call).
     @inlinable
     public static func accumulateF16(_ weights: UnsafePointer<Float>, norm: Float, values: UnsafePointer<UInt16>,
-                                     stride: Int, positions: Int, headDim n: Int, _ out: UnsafeMutablePointer<Float>) {
-        out.initialize(repeating: 0, count: n)
+                                     stride: Int, positions: Int, headDim n: Int, _ out: UnsafeMutablePointer<Float>,
+                                     zeroFirst: Bool = true) {
+        if zeroFirst { out.initialize(repeating: 0, count: n) }
         for j in 0..<positions {
             let a = weights[j] * norm
             let va = _mm256_set1_ps(a)
