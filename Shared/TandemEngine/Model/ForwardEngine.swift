@@ -323,26 +323,30 @@ public final class ForwardEngine: @unchecked Sendable {
                 let mx = s + rows * maxLen, sum = mx + rows
                 let end = poss[t1 - 1] + 1  // the tile's last token sees the most positions
                 for row in 0..<rows { mx[row] = -Float.infinity }
-                var jb = 0
-                while jb < end {
-                    let je = min(jb + B, end)
-                    for t in t0..<t1 {
-                        let stop = min(je, poss[t] + 1)
-                        guard jb < stop else { continue }
-                        for hh in 0..<group {
-                            let row = (t - t0) * group + hh
-                            let qv = qp + t * QW + (kvh * group + hh) * HD
-                            let scores = s + row * maxLen
-                            var m = mx[row]
-                            for j in jb..<stop {
-                                let d = AttentionOps.dotF16(qv, K + j * KVW, count: HD) * scale
-                                scores[j] = d
-                                m = max(m, d)
-                            }
-                            mx[row] = m
+                // Visits every (token, head) row of the tile once per key block it sees, blocks in position
+                // order: `body(t, head, row, first, stop)` covers positions first..<stop.
+                func sweep(_ body: (Int, Int, Int, Int, Int) -> Void) {
+                    var jb = 0
+                    while jb < end {
+                        let je = min(jb + B, end)
+                        for t in t0..<t1 {
+                            let stop = min(je, poss[t] + 1)
+                            guard jb < stop else { continue }
+                            for hh in 0..<group { body(t, kvh * group + hh, (t - t0) * group + hh, jb, stop) }
                         }
+                        jb = je
                     }
-                    jb = je
+                }
+                sweep { t, h, row, first, stop in
+                    let qv = qp + t * QW + h * HD
+                    let scores = s + row * maxLen
+                    var m = mx[row]
+                    for j in first..<stop {
+                        let d = AttentionOps.dotF16(qv, K + j * KVW, count: HD) * scale
+                        scores[j] = d
+                        m = max(m, d)
+                    }
+                    mx[row] = m
                 }
                 for t in t0..<t1 {
                     let n = poss[t] + 1
@@ -358,20 +362,10 @@ public final class ForwardEngine: @unchecked Sendable {
                         sum[row] = 1 / total
                     }
                 }
-                jb = 0
-                while jb < end {
-                    let je = min(jb + B, end)
-                    for t in t0..<t1 {
-                        let stop = min(je, poss[t] + 1)
-                        guard jb < stop else { continue }
-                        for hh in 0..<group {
-                            let row = (t - t0) * group + hh
-                            AttentionOps.accumulateF16(s + row * maxLen + jb, norm: sum[row], values: Vv + jb * KVW,
-                                                       stride: KVW, positions: stop - jb, headDim: HD,
-                                                       ap + t * QW + (kvh * group + hh) * HD, zeroFirst: jb == 0)
-                        }
-                    }
-                    jb = je
+                sweep { t, h, row, first, stop in
+                    AttentionOps.accumulateF16(s + row * maxLen + first, norm: sum[row], values: Vv + first * KVW,
+                                               stride: KVW, positions: stop - first, headDim: HD,
+                                               ap + t * QW + h * HD, zeroFirst: first == 0)
                 }
             }
         }
