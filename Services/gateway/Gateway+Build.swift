@@ -16,11 +16,9 @@ import Logging
 func buildApplication(gateway: Gateway,
                       onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
     let (host, port) = (gateway.settings.httpHost, gateway.settings.httpPort)
-    let idle = gateway.settings.httpIdleTimeout
     var app = Application(
         router: buildRouter(gateway: gateway),
-        server: .http1(configuration: .init(idleTimeout: .nanoseconds(
-            idle.components.seconds * 1_000_000_000 + idle.components.attoseconds / 1_000_000_000))),
+        server: .http1(configuration: .init(idleTimeout: TimeAmount(gateway.settings.httpIdleTimeout))),
         configuration: .init(address: .hostname(host, port: port), serverName: "tandem-gateway"),
         onServerRunning: { channel in
             let bound = channel.localAddress?.port ?? port

@@ -101,15 +101,10 @@ struct GatewayCommand: AsyncParsableCommand {
             heartbeatIntervalMs: try Setting.int(heartbeatMs, env: "TANDEM_HEARTBEAT_MS", default: 500),
             missedHeartbeatsAllowed: try Setting.int(missedHeartbeats, env: "TANDEM_MISSED_HEARTBEATS", default: 3))
         settings.maxSessions = try Setting.int(maxSessions, env: "TANDEM_MAX_SESSIONS", default: 64)
-        let inactivity = try Setting.double(sessionInactivityTimeout, env: "TANDEM_SESSION_INACTIVITY_TIMEOUT",
-                                            default: 120)
-        guard inactivity > 0, inactivity.isFinite else {
-            throw ValidationError("session inactivity timeout must be a positive number of seconds")
-        }
-        settings.sessionInactivityTimeout = .milliseconds(Int64((inactivity * 1000).rounded()))
-        let idle = try Setting.double(httpIdleTimeout, env: "TANDEM_HTTP_IDLE_TIMEOUT", default: 60)
-        guard idle > 0, idle.isFinite else { throw ValidationError("HTTP idle timeout must be a positive number of seconds") }
-        settings.httpIdleTimeout = .milliseconds(Int64((idle * 1000).rounded()))
+        settings.sessionInactivityTimeout = try Self.positiveSeconds(
+            sessionInactivityTimeout, env: "TANDEM_SESSION_INACTIVITY_TIMEOUT", default: 120, what: "session inactivity timeout")
+        settings.httpIdleTimeout = try Self.positiveSeconds(
+            httpIdleTimeout, env: "TANDEM_HTTP_IDLE_TIMEOUT", default: 60, what: "HTTP idle timeout")
         if shipModels {
             let directory = Setting.optionalString(modelsDir, env: "TANDEM_MODELS")
                 .map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) } ?? ModelStore.defaultDirectory
@@ -145,6 +140,13 @@ struct GatewayCommand: AsyncParsableCommand {
         frontend.slo = SLO(ttftMs: try Setting.double(sloTtftMs, env: "TANDEM_SLO_TTFT_MS", default: 2000),
                            tpotMs: try Setting.double(sloTpotMs, env: "TANDEM_SLO_TPOT_MS", default: 150))
         return frontend
+    }
+
+    /// A duration given in seconds (flag, environment, default), refused unless positive and finite.
+    static func positiveSeconds(_ flag: Double?, env: String, default value: Double, what: String) throws -> Duration {
+        let seconds = try Setting.double(flag, env: env, default: value)
+        guard seconds > 0, seconds.isFinite else { throw ValidationError("\(what) must be a positive number of seconds") }
+        return .milliseconds(Int64((seconds * 1000).rounded()))
     }
 
     static func parseHostPort(_ text: String) throws -> (String, Int) {

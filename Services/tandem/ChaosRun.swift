@@ -125,8 +125,7 @@ final class ChaosRun: @unchecked Sendable {
         }
         let references = texts
 
-        let context = try BusContext(security: try CommonOptions.busSecurity(
-            directory: launcher.plan.environment[CurveKeyDirectory.EnvironmentKey.directory]))
+        let context = try launcher.busContext()
         let registry = try BusEndpoint.dealer(context: context, connect: control, logger: logger)
         defer { Task { await context.shutdown() } }
 
@@ -148,7 +147,7 @@ final class ChaosRun: @unchecked Sendable {
         while ContinuousClock.now - start < settings.duration || faults.count < settings.minFaults {
             try await Task.sleep(for: settings.faultInterval)
             let kind = FaultKind.allCases[faults.count % FaultKind.allCases.count]
-            var fault = try await inject(kind, registry: registry, since: start)
+            var fault = try await inject(kind, registry: registry)
             fault.atSeconds = (ContinuousClock.now - start).milliseconds / 1000
             say("chaos: \(fault.kind.rawValue) \(fault.victim): \(fault.streamsInFlight) stream(s) in flight, failovers \(fault.failoversBefore) -> \(fault.failoversAfter), hit \(fault.hitLiveStream)\(fault.attempts > 1 ? " on try \(fault.attempts)" : "")\(fault.note.map { " (\($0))" } ?? "")")
             faults.append(fault)
@@ -196,31 +195,32 @@ final class ChaosRun: @unchecked Sendable {
 
     // MARK: Faults
 
-    private func inject(_ kind: FaultKind, registry: BusEndpoint, since: ContinuousClock.Instant) async throws -> Fault {
+    private func inject(_ kind: FaultKind, registry: BusEndpoint) async throws -> Fault {
+        if kind == .restartMetricsStore { return try await restartMetricsStore() }
+        // A heartbeat that reported a session may be a few ms older than the session's end: a fault that
+        // moved no session is tried again on a busy replica (the miss is counted, not hidden).
+        var attempt = 1
+        while true {
+            var fault = try await strike(kind, registry: registry, failoversBefore: await failovers())
+            fault.attempts = attempt
+            if fault.hitLiveStream || attempt == Self.attempts { return fault }
+            attempt += 1
+        }
+    }
+
+    /// SIGTERM to the metrics-store, then the same store again on its endpoints.
+    private func restartMetricsStore() async throws -> Fault {
         let inFlight = tally.withLock { $0.inFlight }
         let before = await failovers()
-        var fault = Fault(kind: kind, victim: "-", atSeconds: 0, streamsInFlight: inFlight, failoversBefore: before,
-                          failoversAfter: before, hitLiveStream: false)
-        switch kind {
-        case .restartMetricsStore:
-            fault.victim = "metrics-store"
-            guard let store = launcher.child(named: "metrics-store") else { fault.note = "no metrics-store"; return fault }
-            store.signal(SIGTERM)
-            if await !exited(store, within: .seconds(10)) { store.signal(SIGKILL); _ = await exited(store, within: .seconds(5)) }
-            _ = try await launcher.restart("metrics-store")
-            // It serves no session: it hit live streams when some were running through it.
-            fault.hitLiveStream = inFlight > 0 && tally.withLock { $0.inFlight } > 0
-        case .killVerifier, .killDrafter, .freezeVerifier, .freezeDrafter:
-            // A heartbeat that reported a session may be a few ms older than the session's end: a fault
-            // that moved no session is tried again on a busy replica (the miss is counted, not hidden).
-            for attempt in 1...Self.attempts {
-                let failoversBefore = await failovers()
-                fault = try await strike(kind, registry: registry, failoversBefore: failoversBefore)
-                fault.attempts = attempt
-                if fault.hitLiveStream { break }
-            }
-        }
-        if fault.failoversAfter == before { fault.failoversAfter = await failovers() }
+        var fault = Fault(kind: .restartMetricsStore, victim: "metrics-store", atSeconds: 0, streamsInFlight: inFlight,
+                          failoversBefore: before, failoversAfter: before, hitLiveStream: false)
+        guard let store = launcher.child(named: "metrics-store") else { fault.note = "no metrics-store"; return fault }
+        store.signal(SIGTERM)
+        if await !exited(store, within: .seconds(10)) { store.signal(SIGKILL); _ = await exited(store, within: .seconds(5)) }
+        _ = try await launcher.restart("metrics-store")
+        // It serves no session: it hit live streams when some were running through it.
+        fault.hitLiveStream = inFlight > 0 && tally.withLock { $0.inFlight } > 0
+        fault.failoversAfter = await failovers()
         return fault
     }
 

@@ -14,8 +14,7 @@ extension ClusterLauncher {
         if let old = child(named: name), old.isRunning {
             throw LaunchError("\(name) (pid \(old.pid)) is still running; stop it before restarting it")
         }
-        let child = try spawn(name, product: spec.product, spec.arguments.dropLastExtra(for: spec.product, plan: plan),
-                              env: spec.environment)
+        let child = try launch(name, spec)
         _ = try await ready(child, timeout: timeout)
         return child
     }
@@ -25,14 +24,5 @@ extension ClusterLauncher {
         status.replicas.filter {
             $0.registration.role == role && $0.alive && $0.lastHeartbeat > since && $0.load.activeSessions > 0
         }.map(\.registration.replicaID).sorted()
-    }
-}
-
-private extension Array where Element == String {
-    /// `spawn` appends the plan's extra arguments itself: strip them from a recorded spec.
-    func dropLastExtra(for product: String, plan: ClusterPlan) -> [String] {
-        let extra = plan.extraArguments[product] ?? []
-        guard !extra.isEmpty, count >= extra.count, Array(suffix(extra.count)) == extra else { return self }
-        return Array(dropLast(extra.count))
     }
 }

@@ -40,7 +40,7 @@ final class ClusterLauncher: @unchecked Sendable {
     private(set) var children: [ChildProcess] = []
     /// How each child was started, by name, so a fault harness can start it again (``restart(_:)``).
     var specs: [String: ChildSpec] = [:]
-    let logger: Logger
+    private let logger: Logger
 
     init(plan: ClusterPlan, logger: Logger) throws {
         self.plan = plan
@@ -66,18 +66,28 @@ final class ClusterLauncher: @unchecked Sendable {
     /// reports it on its READY line) in ephemeral mode.
     private func endpoint(_ port: Int) -> String { plan.ephemeral ? "tcp://127.0.0.1:*" : "tcp://127.0.0.1:\(port)" }
 
-    func spawn(_ name: String, product: String, _ arguments: [String], env: [String: String] = [:]) throws -> ChildProcess {
+    private func spawn(_ name: String, product: String, _ arguments: [String], env: [String: String] = [:]) throws -> ChildProcess {
         var environment = ProcessInfo.processInfo.environment.merging(plan.environment) { $1 }
         environment.merge(env) { $1 }
-        let spec = ChildSpec(product: product, arguments: arguments + (plan.extraArguments[product] ?? []),
-                             environment: environment)
+        return try launch(name, ChildSpec(product: product, arguments: arguments + (plan.extraArguments[product] ?? []),
+                                          environment: environment))
+    }
+
+    /// Starts `spec` as the child `name` (replacing a child of that name) and records how, for ``restart(_:timeout:)``.
+    func launch(_ name: String, _ spec: ChildSpec) throws -> ChildProcess {
         let child = try ChildProcess(
-            name: name, executable: (binDirectory as NSString).appendingPathComponent(product),
-            arguments: spec.arguments, environment: environment, logDirectory: logDirectory)
+            name: name, executable: (binDirectory as NSString).appendingPathComponent(spec.product),
+            arguments: spec.arguments, environment: spec.environment, logDirectory: logDirectory)
         children.removeAll { $0.name == name }
         children.append(child)
         specs[name] = spec
         return child
+    }
+
+    /// A bus context for talking to the cluster's sockets, with its CurveZMQ keys when it has them.
+    func busContext() throws -> BusContext {
+        try BusContext(security: try CommonOptions.busSecurity(
+            directory: plan.environment[CurveKeyDirectory.EnvironmentKey.directory]))
     }
 
     /// The child's READY fields; if it exits first (or stays silent past `timeout`), a
@@ -188,8 +198,7 @@ final class ClusterLauncher: @unchecked Sendable {
     func waitRegistered(control: String, timeout: Duration) async throws -> ClusterStatus {
         let expected: [Role: Int] = [.metricsStore: 1, .estimator: 1, .configAdvisor: 1,
                                      .verifier: plan.verifiers, .drafter: plan.drafters]
-        let context = try BusContext(security: try CommonOptions.busSecurity(
-            directory: plan.environment[CurveKeyDirectory.EnvironmentKey.directory]))
+        let context = try busContext()
         defer { Task { await context.shutdown() } }
         let client = try BusEndpoint.dealer(context: context, connect: control, logger: logger)
         let deadline = ContinuousClock.now + timeout

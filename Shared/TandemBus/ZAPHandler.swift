@@ -3,12 +3,6 @@ import Foundation
 import Logging
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// The context's ZeroMQ authentication handler (ZAP, RFC 27): libzmq asks it about every CURVE
 /// handshake on a bound socket, and it accepts exactly the authorised client keys.
 ///
@@ -48,8 +42,9 @@ final class ZAPHandler: @unchecked Sendable {
     }
 
     private func serve() {
-        while let request = receive() {
-            if !send(answer(request)) { break }
+        // Blocking calls: this thread owns nothing else, and the context's termination ends the wait.
+        while let request = socket.receive(wait: true) {
+            guard case .sent = socket.send(answer(request), wait: true) else { break }
         }
         socket.close()
     }
@@ -88,37 +83,5 @@ final class ZAPHandler: @unchecked Sendable {
             logger.warning("bus handshake refused: client key not authorised", metadata: [
                 "client_key": "\(key.prefix(8))…", "address": "\(address)"])
         }
-    }
-
-    /// Blocks for the next request; nil once the context terminates.
-    private func receive() -> [[UInt8]]? {
-        var frames: [[UInt8]] = []
-        var message = zmq_msg_t()
-        while true {
-            zmq_msg_init(&message)
-            if zmq_msg_recv(&message, socket.handle, 0) < 0 {
-                let code = zmq_errno()
-                zmq_msg_close(&message)
-                if code == EINTR { continue }
-                return nil
-            }
-            let size = zmq_msg_size(&message)
-            frames.append(size == 0 ? [] : Array(UnsafeRawBufferPointer(start: zmq_msg_data(&message), count: size)))
-            let more = zmq_msg_more(&message) != 0
-            zmq_msg_close(&message)
-            if !more { return frames }
-        }
-    }
-
-    private func send(_ frames: [[UInt8]]) -> Bool {
-        for (index, frame) in frames.enumerated() {
-            let flags = index + 1 < frames.count ? ZMQ_SNDMORE : 0
-            while true {
-                let rc = frame.withUnsafeBytes { zmq_send(socket.handle, $0.baseAddress, $0.count, flags) }
-                if rc >= 0 { break }
-                if zmq_errno() != EINTR { return false }
-            }
-        }
-        return true
     }
 }

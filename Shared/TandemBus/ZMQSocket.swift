@@ -112,12 +112,16 @@ final class ZMQSocket: @unchecked Sendable {
         return text.isEmpty ? nil : text
     }
 
-    /// Sends a multipart message without blocking. libzmq guarantees that once the first frame is
-    /// accepted the remaining frames of the same message are too.
-    func send(_ frames: [[UInt8]]) -> SendOutcome {
+    /// Sends a multipart message without blocking (or, with `wait`, blocking until it is queued, as a
+    /// thread that owns nothing else may). libzmq guarantees that once the first frame is accepted the
+    /// remaining frames of the same message are too.
+    func send(_ frames: [[UInt8]], wait: Bool = false) -> SendOutcome {
         for (index, frame) in frames.enumerated() {
-            let flags = ZMQ_DONTWAIT | (index + 1 < frames.count ? ZMQ_SNDMORE : 0)
-            let rc = frame.withUnsafeBytes { zmq_send(handle, $0.baseAddress, $0.count, flags) }
+            let flags = (wait ? 0 : ZMQ_DONTWAIT) | (index + 1 < frames.count ? ZMQ_SNDMORE : 0)
+            var rc = frame.withUnsafeBytes { zmq_send(handle, $0.baseAddress, $0.count, flags) }
+            while wait && rc < 0 && zmq_errno() == EINTR {
+                rc = frame.withUnsafeBytes { zmq_send(handle, $0.baseAddress, $0.count, flags) }
+            }
             if rc < 0 {
                 let code = zmq_errno()
                 if index == 0 {
@@ -131,15 +135,18 @@ final class ZMQSocket: @unchecked Sendable {
         return .sent
     }
 
-    /// Receives one whole multipart message without blocking; nil when nothing is queued.
-    func receive() -> [[UInt8]]? {
+    /// Receives one whole multipart message without blocking; nil when nothing is queued. With `wait`,
+    /// blocks until a message arrives; nil then means the context is terminating.
+    func receive(wait: Bool = false) -> [[UInt8]]? {
         var frames: [[UInt8]] = []
         var message = zmq_msg_t()
         while true {
             zmq_msg_init(&message)
-            let rc = zmq_msg_recv(&message, handle, ZMQ_DONTWAIT)
+            let rc = zmq_msg_recv(&message, handle, wait ? 0 : ZMQ_DONTWAIT)
             if rc < 0 {
+                let interrupted = zmq_errno() == EINTR
                 zmq_msg_close(&message)
+                if wait && interrupted { continue }
                 // Only the first frame can be missing; later frames of a message arrive together.
                 return frames.isEmpty ? nil : frames
             }

@@ -273,8 +273,9 @@ public final class ForwardEngine: @unchecked Sendable {
 
     /// New tokens per attention tile: a tile's queries, for all heads sharing one KV head, read each
     /// block of cached keys and values once (``attentionKeyBlock`` positions, a few tens of KB) instead of
-    /// once per (token, head). At long context attention is bound by those reads: before tiling, a 16k
-    /// prompt's prefill on the 1.5B ran at ~12 tokens/s on 2 cores, most of it re-reading the cache.
+    /// once per (token, head). On a 16k-token prefill of the 1.5B (2 cores) this took the rate at 5-8k
+    /// tokens of context from 12.8 to 25-38 tokens/s; at 12k both ran at 12.8 tokens/s, where the per-score
+    /// work (an `expf` and three passes over each score row) dominates (docs/measurements.md).
     static let attentionTileTokens = 16
     /// Cached positions per block of a tile's sweep.
     static let attentionKeyBlock = 64
@@ -338,15 +339,10 @@ public final class ForwardEngine: @unchecked Sendable {
                     }
                 }
                 sweep { t, h, row, first, stop in
-                    let qv = qp + t * QW + h * HD
-                    let scores = s + row * maxLen
-                    var m = mx[row]
-                    for j in first..<stop {
-                        let d = AttentionOps.dotF16(qv, K + j * KVW, count: HD) * scale
-                        scores[j] = d
-                        m = max(m, d)
-                    }
-                    mx[row] = m
+                    let blockMax = AttentionOps.scoresF16(qp + t * QW + h * HD, keys: K + first * KVW, stride: KVW,
+                                                          positions: stop - first, headDim: HD, scale: scale,
+                                                          s + row * maxLen + first)
+                    mx[row] = max(mx[row], blockMax)
                 }
                 for t in t0..<t1 {
                     let n = poss[t] + 1
