@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import TandemEngine
+import TandemQuantize
 import TandemService
 import TandemServing
 import TandemWire
@@ -64,6 +65,10 @@ struct ProfileCommand: AsyncParsableCommand {
 
     @Option(help: "Write the profile here (JSON). Without it the JSON is printed.")
     var out: String?
+
+    @Option(name: .customLong("matvec-types"),
+            help: "Weight types whose per-layer matrix times are recorded for tandem plan (comma separated; empty: none).")
+    var matvecTypes = "Q4_0,Q4_K,Q5_0,Q6_K,Q8_0"
 
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
@@ -221,7 +226,18 @@ struct ProfileCommand: AsyncParsableCommand {
             energyNote = why
         }
 
+        // Per-type layer times (tandem plan), the model's own types included: measured after the
+        // peak-memory reading, so the probe's weight copies do not count as drafting memory.
         let peak = BenchEngineCommand.statusBytes("VmHWM:").map { Double($0) / 1e6 }
+        var layerTimes: [String: [String: Double]]?
+        let asked = try matvecTypes.split(separator: ",").map {
+            try QuantizationPlan.type(named: $0.trimmingCharacters(in: .whitespaces))
+        }
+        if !asked.isEmpty {
+            let types = PlanCommand.neededTypes(lm.gguf, layers: [0], candidates: asked)
+            let table = try LayerMatvecProbe.measure(model: lm, types: types, threads: threads)
+            layerTimes = Dictionary(uniqueKeysWithValues: table.map { ($0.key.name, $0.value.mapValues { ($0 * 10_000).rounded() / 10_000 }) })
+        }
         let host = ProcessInfo.processInfo.hostName
         let date = ISO8601DateFormatter().string(from: Date())
         #if DEBUG
@@ -232,7 +248,7 @@ struct ProfileCommand: AsyncParsableCommand {
         let source = "measured: tandem profile on \(host) \(date), \(loaded.name), threads \(threads); "
             + "\(promptTokens)-token context, median of \(repeats) rounds, greedy; the process got "
             + "\(Int((cpuShare * 100).rounded())) % of its \(threads) core(s) while drafting; \(build)"
-        let profile = EdgeDeviceProfile(
+        var profile = EdgeDeviceProfile(
             name: name ?? "\(host)-\(threads)t",
             hardware: hardware ?? Self.describeHardware(),
             source: source,
@@ -245,6 +261,7 @@ struct ProfileCommand: AsyncParsableCommand {
             joulesPerToken: joulesPerToken,
             powerWatts: watts,
             network: .init(rttMs: rttMs, uplinkMbps: uplinkMbps, downlinkMbps: downlinkMbps))
+        profile.layerMatvecMs = layerTimes
         try profile.validate()
         return Report(profile: profile, cpuShare: cpuShare, energyNote: energyNote, modelPath: loaded.path.path,
                       loadSeconds: loadSeconds)

@@ -26,7 +26,7 @@ struct QuantizeCommand: AsyncParsableCommand {
     @Option(help: "Type for weight matrices: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, F16, BF16, F32 (a plan's \"default\" overrides it; required without one).")
     var type: String?
 
-    @Option(help: "JSON plan: {\"default\": \"Q4_K\", \"layers\": {\"0\": \"Q8_0\"}, \"tensors\": {\"name\": \"Q6_K\"}}.")
+    @Option(help: "JSON plan (\"default\": \"source\" keeps unnamed tensors): {\"default\": \"Q4_K\", \"layers\": {\"0\": \"Q8_0\"}, \"tensors\": {\"name\": \"Q6_K\"}}.")
     var plan: String?
 
     @Flag(name: .customLong("keep-output-type"), help: "Copy output.weight unchanged (unless the plan names it).")
@@ -75,7 +75,7 @@ struct QuantizeCommand: AsyncParsableCommand {
             ? "requantising from dequantised values (both roundings add up; same-type tensors are copied)"
             : "quantising from float values"))
         if plan != nil {
-            print("plan: default \(quantPlan.defaultType.name), \(quantPlan.layers.count) layer override(s), \(quantPlan.tensors.count) tensor override(s)")
+            print("plan: default \(quantPlan.defaultType?.name ?? "source (kept)"), \(quantPlan.layers.count) layer override(s), \(quantPlan.tensors.count) tensor override(s)")
         }
 
         let decisions = try Requantizer.decide(source: source, options: options)

@@ -16,6 +16,7 @@ struct TandemCommand: AsyncParsableCommand {
             GenerateCommand.self,
             PerplexityCommand.self,
             QuantizeCommand.self,
+            PlanCommand.self,
             BenchCommand.self,
             ProfileCommand.self,
             AdviseCommand.self,

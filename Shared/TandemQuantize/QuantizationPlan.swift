@@ -10,14 +10,18 @@ import TandemKernels
 /// ```json
 /// {"default": "Q4_K", "layers": {"0": "Q8_0"}, "tensors": {"blk.0.ffn_down.weight": "Q6_K"}}
 /// ```
+///
+/// `"default": "source"` keeps every tensor the plan does not name as it is in the source file (no
+/// requantisation), which is what a per-layer plan (`tandem plan`) wants: only the layers it lowers change.
 public struct QuantizationPlan: Sendable, Equatable {
-    public var defaultType: GGMLType
+    /// The type of every tensor no layer or tensor entry names; nil keeps the source's type.
+    public var defaultType: GGMLType?
     /// Block index (`blk.<n>.`) → type.
     public var layers: [Int: GGMLType]
     /// Exact tensor name → type.
     public var tensors: [String: GGMLType]
 
-    public init(defaultType: GGMLType, layers: [Int: GGMLType] = [:], tensors: [String: GGMLType] = [:]) {
+    public init(defaultType: GGMLType?, layers: [Int: GGMLType] = [:], tensors: [String: GGMLType] = [:]) {
         self.defaultType = defaultType
         self.layers = layers
         self.tensors = tensors
@@ -33,6 +37,9 @@ public struct QuantizationPlan: Sendable, Equatable {
         }
         return t
     }
+
+    /// The `"default"` value that keeps source types.
+    public static let keepSource = "source"
 
     /// Reads a plan file. `fallbackDefault` is used when the file has no `"default"` (the `--type` flag);
     /// with neither, the plan is rejected rather than guessing a type.
@@ -52,12 +59,15 @@ public struct QuantizationPlan: Sendable, Equatable {
             throw PlanError("unknown plan keys \(unknown.sorted()); allowed: default, layers, tensors, comment")
         }
         var defaultType = fallbackDefault
+        var keep = false
         if let d = root["default"] {
-            guard let s = d as? String else { throw PlanError("\"default\" must be a type name string") }
-            defaultType = try type(named: s)
+            guard let s = d as? String else { throw PlanError("\"default\" must be a type name string or \"source\"") }
+            if s.caseInsensitiveCompare(keepSource) == .orderedSame { keep = true } else { defaultType = try type(named: s) }
         }
-        guard let defaultType else { throw PlanError("the plan has no \"default\" and no --type was given") }
-        var plan = QuantizationPlan(defaultType: defaultType)
+        guard keep || defaultType != nil else {
+            throw PlanError("the plan has no \"default\" and no --type was given (\"default\": \"source\" keeps source types)")
+        }
+        var plan = QuantizationPlan(defaultType: keep ? nil : defaultType)
         if let l = root["layers"] {
             guard let dict = l as? [String: Any] else { throw PlanError("\"layers\" must be an object {\"<n>\": \"TYPE\"}") }
             for (k, v) in dict {
@@ -76,6 +86,17 @@ public struct QuantizationPlan: Sendable, Equatable {
         return plan
     }
 
+    /// What a tensor of `columns` columns asked to be `type` is written as: llama.cpp's block-size
+    /// fallbacks until the row length fits the block (nil when no fallback fits).
+    public static func effectiveType(_ type: GGMLType, columns: Int) -> GGMLType? {
+        var want = type
+        while columns % want.blockSize != 0 {
+            guard let f = want.blockFallback else { return nil }
+            want = f
+        }
+        return want
+    }
+
     /// The block index of a tensor named `blk.<n>.…`, if any.
     public static func layer(of tensorName: String) -> Int? {
         guard tensorName.hasPrefix("blk.") else { return nil }
@@ -84,9 +105,9 @@ public struct QuantizationPlan: Sendable, Equatable {
         return Int(rest[..<dot])
     }
 
-    /// The type a plan asks for (before block-size fallbacks), and whether it came from an explicit
-    /// tensor entry (which beats `--keep-output-type` / `--keep-embedding-type`).
-    public func requestedType(for tensorName: String) -> (type: GGMLType, explicit: Bool) {
+    /// The type a plan asks for (before block-size fallbacks; nil = keep the source's), and whether it
+    /// came from an explicit tensor entry (which beats `--keep-output-type` / `--keep-embedding-type`).
+    public func requestedType(for tensorName: String) -> (type: GGMLType?, explicit: Bool) {
         if let t = tensors[tensorName] { return (t, true) }
         if let n = Self.layer(of: tensorName), let t = layers[n] { return (t, false) }
         return (defaultType, false)
@@ -94,7 +115,7 @@ public struct QuantizationPlan: Sendable, Equatable {
 
     /// Serialises the plan (sorted keys; what `load` reads).
     public func jsonData() throws -> Data {
-        var root: [String: Any] = ["default": defaultType.name]
+        var root: [String: Any] = ["default": defaultType?.name ?? Self.keepSource]
         if !layers.isEmpty { root["layers"] = Dictionary(uniqueKeysWithValues: layers.map { ("\($0.key)", $0.value.name) }) }
         if !tensors.isEmpty { root["tensors"] = tensors.mapValues(\.name) }
         return try JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys])

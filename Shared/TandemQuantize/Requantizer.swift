@@ -72,7 +72,11 @@ public enum Requantizer {
             }
             var d = TensorDecision(name: t.name, dimensions: t.dimensions, sourceType: t.type, outputType: t.type,
                                    action: .copy, requestedType: nil, note: nil)
-            let (asked, explicit) = options.plan.requestedType(for: t.name)
+            let (requestedOrKeep, explicit) = options.plan.requestedType(for: t.name)
+            guard let asked = requestedOrKeep else {
+                d.note = "kept (plan default: source)"
+                return d
+            }
             var want: GGMLType
             if t.dimensions.count == 1 && !explicit {
                 want = .f32  // norms and biases: tiny, and precision-sensitive
@@ -86,12 +90,10 @@ public enum Requantizer {
                 want = asked
             }
             let requested = want
-            while t.columns % want.blockSize != 0 {
-                guard let f = want.blockFallback else {
-                    throw GGUFError(.badDimensions, "tensor '\(t.name)' row length \(t.columns) fits no fallback of \(requested.name)")
-                }
-                want = f
+            guard let fitted = QuantizationPlan.effectiveType(want, columns: t.columns) else {
+                throw GGUFError(.badDimensions, "tensor '\(t.name)' row length \(t.columns) fits no fallback of \(requested.name)")
             }
+            want = fitted
             if want != requested { d.requestedType = requested }
             d.outputType = want
             if want == t.type {
@@ -128,7 +130,7 @@ public enum Requantizer {
         let decisions = try decide(source: source, options: options)
         let writer = try GGUFWriter(
             path: destination,
-            metadata: metadata(of: source, fileType: options.plan.defaultType.llamaFileType),
+            metadata: metadata(of: source, fileType: options.plan.defaultType?.llamaFileType),
             tensors: decisions.map { GGUFWriter.Tensor(name: $0.name, dimensions: $0.dimensions, type: $0.outputType) },
             alignment: source.alignment)
         do {

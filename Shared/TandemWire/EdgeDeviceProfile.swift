@@ -57,6 +57,11 @@ public struct EdgeDeviceProfile: Codable, Sendable, Hashable {
     /// Average power while drafting (W); `joulesPerToken × decodeTokensPerSecond` when measured.
     public var powerWatts: Double?
     public var network: Network
+    /// Batch-1 time (ms) of each matrix of one layer of the draft model at each weight type, keyed by
+    /// type name then matrix role (`attn_q` ... `ffn_down`), measured on the device by `tandem profile`
+    /// (weights streamed from memory as in a decode step). What `tandem plan` prices a per-layer plan with;
+    /// absent in cited profiles.
+    public var layerMatvecMs: [String: [String: Double]]?
 
     public init(name: String, hardware: String, source: String, draftModel: String, quantization: String? = nil,
                 threads: Int? = nil, decodeTokensPerSecond: Double, draftMs: [Double], peakRSSMB: Double? = nil,
@@ -84,6 +89,7 @@ public struct EdgeDeviceProfile: Codable, Sendable, Hashable {
         case peakRSSMB = "peak_rss_mb"
         case joulesPerToken = "joules_per_token"
         case powerWatts = "power_watts"
+        case layerMatvecMs = "layer_matvec_ms"
     }
 
     /// Device time of a drafting round of `k` tokens. Between and beyond the measured K the time is
