@@ -58,6 +58,9 @@ struct PlanCommand: AsyncParsableCommand {
     @Option(help: "Also write every measurement and the prediction as JSON here.")
     var report: String?
 
+    @Option(help: "Reuse the layer sensitivities of an earlier --report for the same model and texts (they do not depend on the device); only missing (layer, type) pairs are measured.")
+    var sensitivities: String?
+
     @Option(help: "Write the planned model here and measure it against the prediction.")
     var apply: String?
 
@@ -133,6 +136,17 @@ struct PlanCommand: AsyncParsableCommand {
         defer { try? FileManager.default.removeItem(at: scratch) }
         var candidates = [[LayerPlanner.Candidate]](repeating: [], count: lm.layers.count)
         var measured: [PlanReport.Measurement] = []
+        var reused: [String: LayerSensitivityProbe.Score] = [:]
+        if let sensitivities {
+            let earlier = try JSONDecoder().decode(PlanReport.self, from: Data(contentsOf: URL(fileURLWithPath: (sensitivities as NSString).expandingTildeInPath)))
+            guard earlier.model == loaded.name, earlier.promptSet == prompts, earlier.prompts == set.count,
+                  earlier.positions == probe.positions else {
+                throw ValidationError("\(sensitivities) was measured for \(earlier.model) over \(earlier.prompts) \(earlier.promptSet) "
+                                      + "prompts (\(earlier.positions) positions), not this run's texts")
+            }
+            for m in earlier.measurements { reused["\(m.layer)/\(m.type)"] = m.score }
+            say("reusing \(reused.count) layer sensitivities from \(sensitivities)")
+        }
         for l in layerList {
             for type in candidateTypes {
                 let roles = LayerMatvecProbe.roles.map { r -> (from: GGMLType?, to: GGMLType?, role: String) in
@@ -148,8 +162,13 @@ struct PlanCommand: AsyncParsableCommand {
                     delta += a - b
                 }
                 let plan = QuantizationPlan(defaultType: nil, layers: [l: type])
-                let score = try await BlockingWork.run("plan-layer") {
-                    try probe.score(plan: plan, source: source, directory: scratch, logger: logger)
+                let score: LayerSensitivityProbe.Score
+                if let earlier = reused["\(l)/\(type.name)"] {
+                    score = earlier
+                } else {
+                    score = try await BlockingWork.run("plan-layer") {
+                        try probe.score(plan: plan, source: source, directory: scratch, logger: logger)
+                    }
                 }
                 candidates[l].append(.init(type: type, deltaMs: delta, score: score))
                 measured.append(.init(layer: l, type: type.name, deltaMs: delta, score: score))
@@ -198,8 +217,8 @@ struct PlanCommand: AsyncParsableCommand {
 
     /// The planner's choice, checked: damages need not add up (errors of several lowered layers can
     /// align, and KL grows with the square of a logit error), so the chosen plan is written and scored
-    /// as a whole; while it measures over the budget, the planning budget shrinks in proportion and the
-    /// plan is chosen again (at most five checks). The result is the fastest checked plan within budget,
+    /// as a whole; while it measures over the budget, the plan is chosen again with a planning budget of
+    /// its predicted sum scaled by `0.9 × budget / measured` (at most five checks). The result is the fastest checked plan within budget,
     /// or the source when none was.
     func checkedChoice(candidates: [[LayerPlanner.Candidate]], probe: LayerSensitivityProbe, source: GGUFFile,
                        scratch: URL, logger: Logger) async throws -> (LayerPlanner.Choice, [PlanReport.Check]) {
@@ -219,7 +238,8 @@ struct PlanCommand: AsyncParsableCommand {
                        round, planning, plan.layers.count, choice.predictedKL, score.meanKL,
                        score.meanKL <= accuracyBudget ? " (within budget)" : " (over budget: plan again with less)"))
             if score.meanKL <= accuracyBudget { return (choice, checks) }
-            planning *= 0.9 * accuracyBudget / score.meanKL
+            // The sum under-predicted the whole by measured/predicted: ask for that much less than this plan's sum.
+            planning = min(planning, choice.predictedKL) * 0.9 * accuracyBudget / score.meanKL
         }
         say("no checked plan fits the budget: keeping the source model")
         return (sourceOnly, checks)
