@@ -28,6 +28,9 @@ protocol DraftSource: Sendable {
     /// in the source's KV budget (idle sessions' caches may be evicted for it); the `resource_exhausted`
     /// refusal when it would need the memory of sessions that are drafting.
     func admit(_ session: DrafterSession) async -> ErrorReply?
+    /// Which compute a session drafts on: sessions with the same key take turns on one device (a model
+    /// source's compute thread, an emulated device's clock), so each waits for the others' drafts.
+    func computeKey(_ session: DrafterSession) -> String
     /// Admission refusals and evictions so far (health details).
     var admissionCounts: (refused: Int, evicted: Int) { get }
     func shutdown()
@@ -37,4 +40,6 @@ extension DraftSource {
     /// A source without KV caches (replayed traces) admits every session.
     func admit(_ session: DrafterSession) async -> ErrorReply? { nil }
     var admissionCounts: (refused: Int, evicted: Int) { (0, 0) }
+    /// One process, one device: every session shares the compute.
+    func computeKey(_ session: DrafterSession) -> String { "" }
 }

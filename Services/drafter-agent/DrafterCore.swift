@@ -307,8 +307,19 @@ final class DrafterCore: @unchecked Sendable {
                 $0.roundModel(contextTokens: session.committed.count, networkSeconds: rtt, acceptance: alpha)
             }
         }
-        let plan = session.controller.beginRound(verifyTime: verifyTime, allowNoDraft: verifyTime != nil)
+        let plan = session.controller.beginRound(verifyTime: verifyTime, allowNoDraft: verifyTime != nil,
+                                                 draftSharing: verifyTime == nil ? 1 : computeSharing(session))
         return max(0, min(plan.maxDraftLength, remaining, room))
+    }
+
+    /// Sessions drafting on the same compute as `session`, itself included. They take turns, so with every
+    /// session planning the same K (the assumption the verifier's curve is read under, too) a round waits
+    /// for all of their drafts: one drafter process serving several chats beside its verifier drafts each
+    /// token at that many times its own cost, and the planner must see it (docs/design.md §7.3).
+    private func computeSharing(_ session: DrafterSession) -> Int {
+        let key = source.computeKey(session)
+        let others = sessions.withLock { table in table.values.map(\.session) }
+        return max(1, others.filter { $0.start.k != 0 && source.computeKey($0) == key }.count)
     }
 
     /// Tokens to decode on the verifier in one K = 0 round: enough that the network round trip costs at

@@ -74,6 +74,11 @@ final class EmulatedDraftSource: DraftSource, @unchecked Sendable {
         return DraftOutput(tokens: tokens, distributions: [], seconds: seconds, planned: k)
     }
 
+    /// Each emulated device drafts on its own clock; sessions naming no device share the fallback clock.
+    func computeKey(_ session: DrafterSession) -> String {
+        session.start.device.flatMap { clocks[$0] == nil ? nil : $0 } ?? ""
+    }
+
     func transfer(_ session: DrafterSession, bytes: Int, up: Bool) async {
         let seconds = profile.network.oneWaySeconds(bytes: bytes, up: up)
         guard seconds > 0 else { return }

@@ -45,6 +45,7 @@ final class ReloadableDraftSource: DraftSource, @unchecked Sendable {
     var contextLength: Int { currentSource.contextLength }
     var vocabularySize: Int { currentSource.vocabularySize }
     var backlog: Int { currentSource.backlog }
+    func computeKey(_ session: DrafterSession) -> String { currentSource.computeKey(session) }
     var attributes: [String: String] { ["draft_source": "model", "draft_model": "auto"] }
 
     func isEndOfGeneration(_ token: Int32) -> Bool { currentSource.isEndOfGeneration(token) }

@@ -140,9 +140,11 @@ public struct SpeculationController: Sendable {
     ///   - roundBudgetSeconds: longest acceptable round (e.g. TPOT SLO × expected tokens); nil = none.
     ///   - allowNoDraft: K = 0 (the verifier decodes one token alone) is a candidate too: when the verifier's
     ///     marginal cost makes drafting a loss, the round falls back to plain decoding.
+    ///   - draftSharing: sessions (this one included) drafting in turn on the same device: each drafted token
+    ///     costs the round that many draft times (the others' drafts are waited for).
     @discardableResult
     public mutating func beginRound(verifyTime: VerifyTimeModel?, roundBudgetSeconds: Double? = nil,
-                                    allowNoDraft: Bool = false) -> RoundPlan {
+                                    allowNoDraft: Bool = false, draftSharing: Int = 1) -> RoundPlan {
         confidences.removeAll(keepingCapacity: true)
         survive = 1
         let c = configuration
@@ -152,12 +154,15 @@ public struct SpeculationController: Sendable {
                              expectedTokens: SpeculationMath.expectedTokensPerRound(acceptance: alpha, draftLength: fixed))
             return plan
         }
-        guard let td = draftSeconds, let vt = verifyTime else {
+        guard let ownDraft = draftSeconds, let vt = verifyTime else {
             plan = RoundPlan(maxDraftLength: c.initialDraftLength, stopThreshold: c.stopThreshold,
                              expectedTokens: SpeculationMath.expectedTokensPerRound(acceptance: alpha,
                                                                                     draftLength: c.initialDraftLength))
             return plan
         }
+        // Sessions sharing the drafting compute take turns: each drafted token of the round costs the
+        // session the drafts of the others too.
+        let td = ownDraft * Double(max(draftSharing, 1))
         var best = SpeculationPlanner.optimalDraftLength(
             acceptance: alpha, draftSecondsPerToken: td, verifySeconds: { vt.seconds(draftLength: $0) },
             objective: c.objective, range: (allowNoDraft ? 0 : 1)...c.maxDraftLength,

@@ -87,23 +87,48 @@ struct GatewayRobustnessTests {
         try await g.test(.live) { client in
             let port = try #require(client.port)
             // Half a request line, then silence: closed by the server (read returns 0) within a few seconds.
-            let closedAfter = try await onThread { () throws -> Double in
-                let fd = try connectLoopback(port: port)
-                defer { close(fd) }
-                _ = "POST /v1/compl".withCString { send(fd, $0, strlen($0), 0) }
-                var timeout = timeval(tv_sec: 10, tv_usec: 0)
-                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-                let start = Date()
-                var byte: UInt8 = 0
-                let n = recv(fd, &byte, 1, 0)
-                return n == 0 ? Date().timeIntervalSince(start) : -1
-            }
+            let closedAfter = try await onThread { try secondsUntilClosed(port: port, sending: "POST /v1/compl") }
             #expect(closedAfter >= 0, "the server kept a silent connection open for 10 s")
             #expect(closedAfter < 5)
             // The test client's own idle connection was closed too; a new connection is served.
             #expect(try await onThread { try rawRequests(port: port, count: 1) } == [200])
         }
     }
+
+    @Test func aRequestWhoseBodyStallsIsClosed() async throws {
+        let g = try InProcessGateway(httpIdleTimeout: .seconds(1))
+        try await g.addVerifier("v1")
+        try await g.addDrafter("d1")
+        try await g.test(.live) { client in
+            let port = try #require(client.port)
+            // A complete head announcing 100 bytes, 10 of them, then silence (a slow-loris body): the handler
+            // is already waiting for the body, and the connection must still be closed, not held forever.
+            let head = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                + "Content-Length: 100\r\n\r\n{\"prompt\":"
+            let closedAfter = try await onThread { try secondsUntilClosed(port: port, sending: head) }
+            #expect(closedAfter >= 0, "the server kept a connection with a stalled body open for 10 s")
+            #expect(closedAfter < 5)
+            #expect(try await onThread { try rawRequests(port: port, count: 1) } == [200])
+        }
+    }
+}
+
+/// Sends `text` on a new connection and waits (at most 10 s) for the server to close it, reading and
+/// discarding whatever it answers first; returns the seconds until the close, or -1 if it stayed open.
+func secondsUntilClosed(port: Int, sending text: String) throws -> Double {
+    let fd = try connectLoopback(port: port)
+    defer { close(fd) }
+    _ = text.withCString { send(fd, $0, strlen($0), 0) }
+    var timeout = timeval(tv_sec: 10, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    let start = Date()
+    var buffer = [UInt8](repeating: 0, count: 512)
+    while Date().timeIntervalSince(start) < 10 {
+        let n = recv(fd, &buffer, buffer.count, 0)
+        if n == 0 { return Date().timeIntervalSince(start) }
+        if n < 0 { return errno == ECONNRESET ? Date().timeIntervalSince(start) : -1 }
+    }
+    return -1
 }
 
 /// Runs blocking socket work on its own thread (never on the cooperative pool the server's handlers need).

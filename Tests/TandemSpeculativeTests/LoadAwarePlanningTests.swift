@@ -52,6 +52,23 @@ struct LoadAwarePlanningTests {
         #expect(k >= 4)
     }
 
+    @Test func sessionsTakingTurnsOnOneDrafterDraftLessThanOneAlone() {
+        // One drafter process drafts for every chat at 10 ms a token; the verifier's curve is flat-then-steep
+        // (1.5B on two cores). Alone the session drafts (K = 1 makes 1.85 tokens in 60 ms against 1 in 45 ms);
+        // with eight sessions waiting for each other's drafts on the same thread a drafted token costs the
+        // round 80 ms, and drafting no longer pays (docs/design.md §7.3).
+        let curve = VerifyTimeModel(curveSeconds: [0.045, 0.050, 0.056, 0.062, 0.070, 0.080, 0.090, 0.100, 0.110])
+        func k(sharing: Int) -> Int {
+            var controller = SpeculationController(configuration: .init(
+                maxDraftLength: 8, initialDraftLength: 4, priorAcceptance: 0.85, priorWeight: 1_000_000))
+            controller.recordDraftTime(seconds: 0.010, tokens: 1)
+            return controller.beginRound(verifyTime: curve, allowNoDraft: true, draftSharing: sharing).maxDraftLength
+        }
+        #expect(k(sharing: 1) >= 1)
+        #expect(k(sharing: 8) == 0)
+        #expect(k(sharing: 8) <= k(sharing: 2) && k(sharing: 2) <= k(sharing: 1))
+    }
+
     @Test func heavyLoadDrivesKToZero() {
         // 16 sessions share every batch and half the drafts are rejected: each rejected position delays all of
         // them for nothing.
