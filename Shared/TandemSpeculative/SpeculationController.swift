@@ -169,7 +169,9 @@ public struct SpeculationController: Sendable {
             roundBudgetSeconds: roundBudgetSeconds)
         if best.draftLength == 0 {
             plainStreak += 1
-            if c.probeInterval > 0, plainStreak > c.probeInterval {
+            // A probe drafts (and first feeds the draft model every token of the plain rounds) while the
+            // sessions sharing the drafter wait: with S of them it comes S times less often.
+            if c.probeInterval > 0, plainStreak > c.probeInterval * max(draftSharing, 1) {
                 plainStreak = 0
                 best = SpeculationPlanner.optimalDraftLength(
                     acceptance: alpha, draftSecondsPerToken: td, verifySeconds: { vt.seconds(draftLength: $0) },

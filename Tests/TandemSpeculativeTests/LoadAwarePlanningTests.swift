@@ -69,6 +69,22 @@ struct LoadAwarePlanningTests {
         #expect(k(sharing: 8) <= k(sharing: 2) && k(sharing: 2) <= k(sharing: 1))
     }
 
+    @Test func plainSessionsSharingADrafterProbeLessOften() {
+        // At 35 ms a token drafting does not pay even alone on this curve, so every round is K = 0 except the
+        // probes; a probe makes the sessions that share the drafter wait, so S of them probe S times less often.
+        let curve = VerifyTimeModel(curveSeconds: [0.045, 0.050, 0.056, 0.062, 0.070, 0.080, 0.090, 0.100, 0.110])
+        func probes(sharing: Int) -> Int {
+            var controller = SpeculationController(configuration: .init(
+                maxDraftLength: 8, initialDraftLength: 4, priorAcceptance: 0.85, priorWeight: 1_000_000))
+            controller.recordDraftTime(seconds: 0.035, tokens: 1)
+            return (0..<136).filter { _ in
+                controller.beginRound(verifyTime: curve, allowNoDraft: true, draftSharing: sharing).maxDraftLength > 0
+            }.count
+        }
+        #expect(probes(sharing: 1) == 8)
+        #expect(probes(sharing: 4) == 2)
+    }
+
     @Test func heavyLoadDrivesKToZero() {
         // 16 sessions share every batch and half the drafts are rejected: each rejected position delays all of
         // them for nothing.
