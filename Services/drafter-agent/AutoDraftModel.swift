@@ -182,6 +182,7 @@ actor DraftModelReloader {
     private let auto: AutoDraftModel
     private let source: ReloadableDraftSource
     private let load: @Sendable (URL, String) async throws -> ModelDraftSource
+    private let swapped: @Sendable (ModelDraftSource) -> Void
     private let logger: Logger
     private var current: String
     private var busy = false
@@ -189,12 +190,15 @@ actor DraftModelReloader {
     private(set) var reloads = 0
     private(set) var failures = 0
 
+    /// `swapped` is told each new source once it drafts (the drafter registers again under its name).
     init(auto: AutoDraftModel, source: ReloadableDraftSource, current: String,
-         load: @escaping @Sendable (URL, String) async throws -> ModelDraftSource, logger: Logger) {
+         load: @escaping @Sendable (URL, String) async throws -> ModelDraftSource,
+         swapped: @escaping @Sendable (ModelDraftSource) -> Void = { _ in }, logger: Logger) {
         self.auto = auto
         self.source = source
         self.current = ModelShipping.key(current)
         self.load = load
+        self.swapped = swapped
         self.logger = logger
     }
 
@@ -229,6 +233,7 @@ actor DraftModelReloader {
             let old = source.swap(to: replacement)
             current = ModelShipping.key(entry.name)
             reloads += 1
+            swapped(replacement)
             logger.notice("draft model replaced; sessions in flight finish on the old one", metadata: [
                 "old": "\(old)", "new": "\(entry.name)"])
         } catch {

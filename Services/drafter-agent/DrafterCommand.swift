@@ -172,7 +172,7 @@ struct DrafterCommand: AsyncParsableCommand {
             if let auto {
                 core.setAdvisedK(auto.start.advice.k)
                 reloader = DraftModelReloader(auto: auto.model, source: auto.source, current: auto.start.entry.name,
-                                              load: auto.load, logger: logger)
+                                              load: auto.load, swapped: { core.announce($0) }, logger: logger)
             }
             // The config-advisor's K for this device (docs/design.md §10), asked again for each new target
             // model sessions bring; the flag's K stays while it is down.

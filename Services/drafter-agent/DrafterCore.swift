@@ -74,6 +74,15 @@ final class DrafterCore: @unchecked Sendable {
 
     func attach(_ agent: ControlAgent) { control.withLock { $0 = agent } }
 
+    /// The drafter now drafts with `source` (a reload under `--model auto`): registers again under its model
+    /// name and attributes, so the gateway's status and placement name the model new sessions get.
+    func announce(_ source: any DraftSource) {
+        control.withLock { $0 }?.updateRegistration { r in
+            r.model = source.modelName
+            r.attributes.merge(source.attributes, uniquingKeysWith: { _, new in new })
+        }
+    }
+
     /// Sends token reports through `transport` (it throws when a report was not delivered).
     func setReportTransport(_ transport: @escaping @Sendable (TokenReport) async throws -> Void) {
         reportTransport.withLock { $0 = transport }

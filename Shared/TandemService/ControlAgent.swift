@@ -12,13 +12,15 @@ import TandemWire
 /// The DEALER's identity is the replica id, so the gateway can address this replica directly.
 public final class ControlAgent: Service, Sendable {
     public let endpoint: BusEndpoint
-    public let registration: Registration
+    /// What this replica registered as (``updateRegistration(_:)`` changes it and registers again).
+    public var registration: Registration { state.withLock { $0.registration } }
     private let logger: Logger
     private let load: @Sendable () async -> ReplicaLoad
     private let started = ContinuousClock.now
-    private let state = Mutex<AgentState>(AgentState())
+    private let state: Mutex<AgentState>
 
     struct AgentState {
+        var registration: Registration
         var registered = false
         var heartbeatInterval: Duration = .milliseconds(500)
     }
@@ -29,7 +31,7 @@ public final class ControlAgent: Service, Sendable {
     public init(context: BusContext, gateway: String, registration: Registration, logger: Logger,
                 load: @escaping @Sendable () async -> ReplicaLoad = { ReplicaLoad() },
                 handler: @escaping @Sendable (Envelope, BusIncoming) async -> WireMessage? = { _, _ in nil }) throws {
-        self.registration = registration
+        self.state = Mutex(AgentState(registration: registration))
         self.logger = logger
         self.load = load
         self.endpoint = try BusEndpoint.dealer(context: context, connect: gateway,
@@ -47,6 +49,19 @@ public final class ControlAgent: Service, Sendable {
     }
 
     public var isRegistered: Bool { state.withLock { $0.registered } }
+
+    /// Changes what the replica registers as (a drafter that swapped its draft model, say) and registers
+    /// again at the next beat: the gateway replaces its record of the replica in place (load and sessions
+    /// stay), so status, `/v1/models` and placement see the change. The replica id cannot change.
+    public func updateRegistration(_ change: (inout Registration) -> Void) {
+        state.withLock {
+            let id = $0.registration.replicaID, role = $0.registration.role
+            change(&$0.registration)
+            $0.registration.replicaID = id
+            $0.registration.role = role
+            $0.registered = false
+        }
+    }
 
     /// Registers, then heartbeats until graceful shutdown (or cancellation).
     public func run() async throws {
@@ -69,6 +84,7 @@ public final class ControlAgent: Service, Sendable {
     }
 
     private func register() async {
+        let registration = self.registration
         do {
             let reply = try await endpoint.call(.register(registration), timeout: .seconds(1))
             guard case .registered(let ack) = reply else {
@@ -76,6 +92,8 @@ public final class ControlAgent: Service, Sendable {
                 return
             }
             state.withLock {
+                // An update that arrived during the call registers again at the next beat.
+                guard $0.registration == registration else { return }
                 $0.registered = true
                 $0.heartbeatInterval = .milliseconds(max(50, ack.heartbeatIntervalMs))
             }
@@ -88,6 +106,7 @@ public final class ControlAgent: Service, Sendable {
     }
 
     private func heartbeat() async {
+        let registration = self.registration
         let beat = Heartbeat(replicaID: registration.replicaID, role: registration.role, load: await load())
         do {
             let reply = try await endpoint.call(.heartbeat(beat), timeout: .seconds(1))

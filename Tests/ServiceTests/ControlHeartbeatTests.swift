@@ -55,4 +55,34 @@ struct ControlHeartbeatTests {
         _ = await running.result
         await context.shutdown()
     }
+
+    @Test func anUpdatedRegistrationReplacesTheGatewaysRecordInPlace() async throws {
+        let logger = Logger(label: "test.reregister")
+        let context = try BusContext()
+        let registry = Registry(policy: Registry.Policy(heartbeatIntervalMs: 50, missedHeartbeatsAllowed: 3), logger: logger)
+        let control = try ControlServer(context: context, bind: "tcp://127.0.0.1:*", registry: registry, logger: logger)
+        let bound = try #require(control.endpoint.boundEndpoint)
+        let agent = try ControlAgent(context: context, gateway: bound,
+                                     registration: Registration(role: .drafter, replicaID: "d1", endpoint: nil,
+                                                                model: "old-draft", pid: 1, version: "test"),
+                                     logger: logger, load: { ReplicaLoad(activeSessions: 3) })
+        let running = Task { try await agent.run() }
+        for _ in 0..<500 where await registry.info("d1")?.load.activeSessions != 3 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(await registry.info("d1")?.registration.model == "old-draft")
+
+        // A drafter that swapped its model registers again under the new name; the id and role cannot change.
+        agent.updateRegistration { $0.model = "new-draft"; $0.replicaID = "other"; $0.attributes["quantization"] = "Q4_0" }
+        for _ in 0..<500 where await registry.info("d1")?.registration.model != "new-draft" {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let info = try #require(await registry.info("d1"))
+        #expect(info.registration.model == "new-draft")
+        #expect(info.registration.attributes["quantization"] == "Q4_0")
+        #expect(info.alive)
+        #expect(await registry.info("other") == nil)
+        #expect(agent.registration.replicaID == "d1")
+        running.cancel()
+        _ = await running.result
+        await context.shutdown()
+    }
 }
