@@ -154,7 +154,7 @@ let package = Package(
         .testTarget(name: "TandemSpeculativeTests", dependencies: ["TandemSpeculative", "TandemEngine", "TandemTestSupport"],
                     path: "Tests/TandemSpeculativeTests"),
         .testTarget(name: "ServiceTests",
-                    dependencies: ["TandemService", "TandemServing", "TandemEngine", "TandemModels", "TandemSpeculative",
+                    dependencies: ["TandemService", "TandemServing", "TandemEngine", "TandemModels", "TandemSpeculative", "TandemQuantize",
                                    "TandemWire", "TandemBus", "MetricsStore", "Gateway", "Estimator", "ConfigAdvisor", "Verifier",
                                    "DrafterAgent", "TandemTestSupport", "TandemCLI", hummingbird, hummingbirdTesting,
                                    httpTypes, grdb, prometheus, coreMetrics, log],

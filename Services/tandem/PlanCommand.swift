@@ -205,7 +205,8 @@ struct PlanCommand: AsyncParsableCommand {
                              msPerToken: baseMs + choice.predictedDeltaMs, tokensPerSecond: predictedTPS),
             sourceMsPerToken: baseMs)
         if let apply {
-            result.applied = try await applied(plan: plan, to: apply, source: loaded, probe: probe, logger: logger)
+            result.applied = try await applied(plan: plan, to: apply, source: loaded, probe: probe,
+                                               predictedTop1Flips: choice.predictedTop1Flips, logger: logger)
         }
         if let report {
             let encoder = JSONEncoder()
@@ -248,6 +249,7 @@ struct PlanCommand: AsyncParsableCommand {
     /// Writes the planned model and measures it: divergence and top-1 changes from the source, speed against
     /// the source (interleaved), and acceptance against `--target`.
     func applied(plan: QuantizationPlan, to path: String, source: ModelLoader.Loaded, probe: LayerSensitivityProbe,
+                 predictedTop1Flips: Double,
                  logger: Logger) async throws -> PlanReport.Applied {
         let outPath = (path as NSString).expandingTildeInPath
         let written = try Requantizer.run(source: source.model.gguf, destination: outPath,
@@ -297,12 +299,17 @@ struct PlanCommand: AsyncParsableCommand {
                 }
             }
             let s = profiler.summary(draft: 0), q = profiler.summary(draft: 1)
+            // First order: a planned draft whose top choice moved (the summed per-layer share) loses a greedy match
+            // where the source had one; a move onto the target's token is left out, so this leans pessimistic.
+            let predicted = s.greedy.perPosition[0] * max(0, 1 - predictedTop1Flips)
             applied.acceptance = .init(target: t.name, positions: s.positions,
                                        sourceGreedyPerPosition: s.greedy.perPosition, plannedGreedyPerPosition: q.greedy.perPosition,
-                                       sourceSampledPerPosition: s.sampled.perPosition, plannedSampledPerPosition: q.sampled.perPosition)
-            say(String(format: "acceptance against %@ over %d positions (position 1, greedy / sampled): source %.3f / %.3f, planned %.3f / %.3f",
+                                       sourceSampledPerPosition: s.sampled.perPosition, plannedSampledPerPosition: q.sampled.perPosition,
+                                       predictedGreedyPosition1: predicted)
+            say(String(format: "acceptance against %@ over %d positions (position 1, greedy / sampled): source %.3f / %.3f, "
+                       + "planned %.3f / %.3f (greedy predicted %.3f: source x (1 - predicted top-1 changes))",
                        t.name, s.positions, s.greedy.perPosition[0], s.sampled.perPosition[0],
-                       q.greedy.perPosition[0], q.sampled.perPosition[0]))
+                       q.greedy.perPosition[0], q.sampled.perPosition[0], predicted))
         }
         return applied
     }

@@ -41,8 +41,11 @@ struct PlanReport: Codable {
         var plannedGreedyPerPosition: [Double]
         var sourceSampledPerPosition: [Double]
         var plannedSampledPerPosition: [Double]
+        /// First-order prediction of the planned draft's greedy acceptance at position 1 (`PlanCommand.applied`).
+        var predictedGreedyPosition1: Double?
         enum CodingKeys: String, CodingKey {
             case target, positions
+            case predictedGreedyPosition1 = "predicted_greedy_position_1"
             case sourceGreedyPerPosition = "source_greedy_per_position", plannedGreedyPerPosition = "planned_greedy_per_position"
             case sourceSampledPerPosition = "source_sampled_per_position", plannedSampledPerPosition = "planned_sampled_per_position"
         }
