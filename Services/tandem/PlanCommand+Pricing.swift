@@ -21,20 +21,6 @@ struct PlanPricing: Sendable {
 }
 
 extension PlanCommand {
-    /// The types whose price a plan over `layers` can need: the source's and every candidate's written
-    /// type (after block-size fallbacks) for each matrix.
-    static func neededTypes(_ file: GGUFFile, layers: [Int], candidates: [GGMLType]) -> [GGMLType] {
-        var needed = Set<GGMLType>()
-        for l in layers {
-            for r in LayerMatvecProbe.roles {
-                guard let info = tensorInfo(file, l, r.tensor) else { continue }
-                needed.insert(info.type)
-                for c in candidates { if let t = QuantizationPlan.effectiveType(c, columns: info.columns) { needed.insert(t) } }
-            }
-        }
-        return needed.sorted { $0.name < $1.name }
-    }
-
     /// Prices from, in order of preference: the device profile's measured per-type layer times; this
     /// machine, measured now (no profile); a profile without per-type times, priced in proportion to bytes.
     static func pricing(profile: EdgeDeviceProfile?, model: LanguageModel, types: [GGMLType], threads: Int,
@@ -60,7 +46,7 @@ extension PlanCommand {
             let bytes = file.tensors.filter { $0.dimensions.count >= 2 && ($0.name != "token_embd.weight" || !hasOutput) }
                 .reduce(0) { $0 + $1.byteCount }
             let msPerByte = (1000 / profile.decodeTokensPerSecond) / Double(max(bytes, 1))
-            let shapes = LayerMatvecProbe.roles.compactMap { r in tensorInfo(file, 0, r.tensor).map { (r.role, $0.elementCount) } }
+            let shapes = LayerMatvecProbe.roles.compactMap { r in LayerMatvecProbe.tensor(in: file, layer: 0, r.tensor).map { (r.role, $0.elementCount) } }
             var table: [GGMLType: [String: Double]] = [:]
             for t in types {
                 for (role, elements) in shapes { table[t, default: [:]][role] = Double(t.byteCount(elements: elements)) * msPerByte }

@@ -111,10 +111,10 @@ struct PlanCommand: AsyncParsableCommand {
             let prompt = loaded.tokenizer.encode(
                 template.render(messages: p.messages.map { ChatMessage(role: $0.role, content: $0.content) },
                                 addGenerationPrompt: true), parseSpecial: true)
-            let (tokenizer, n, t) = (loaded.tokenizer, maxTokens, threads)
+            let (tokenizer, n) = (loaded.tokenizer, maxTokens)
+            let engine = ForwardEngine(model: lm, threads: threads, logger: logger)
             let continuation = try await BlockingWork.run("plan-continue") {
-                try LayerSensitivityProbe.greedyContinuation(lm, prompt: prompt, maxTokens: n, threads: t,
-                                                             isEndOfGeneration: tokenizer.isEndOfGeneration, logger: logger)
+                try engine.greedyContinuation(of: prompt, maxTokens: n, isEndOfGeneration: tokenizer.isEndOfGeneration)
             }
             texts.append(.init(tokens: prompt + continuation, scoredFrom: prompt.count))
         }
@@ -125,7 +125,7 @@ struct PlanCommand: AsyncParsableCommand {
             + "(\(set.count) \(prompts) prompts + the draft's own continuations)")
 
         // 2. The device's time per (type, matrix).
-        let timedTypes = Self.neededTypes(source, layers: layerList, candidates: candidateTypes)
+        let timedTypes = LayerMatvecProbe.writtenTypes(in: source, layers: layerList, asked: candidateTypes)
         let pricing = try await Self.pricing(profile: profile, model: lm, types: timedTypes, threads: threads,
                                              speedPrompt: Array(texts[0].tokens.prefix(128)), logger: logger)
         say("device: \(pricing.description)")
@@ -150,7 +150,7 @@ struct PlanCommand: AsyncParsableCommand {
         for l in layerList {
             for type in candidateTypes {
                 let roles = LayerMatvecProbe.roles.map { r -> (from: GGMLType?, to: GGMLType?, role: String) in
-                    let tensor = Self.tensorInfo(source, l, r.tensor)
+                    let tensor = LayerMatvecProbe.tensor(in: source, layer: l, r.tensor)
                     return (tensor?.type, tensor.flatMap { QuantizationPlan.effectiveType(type, columns: $0.columns) }, r.role)
                 }
                 guard roles.contains(where: { $0.from != $0.to }) else { continue }
@@ -205,7 +205,7 @@ struct PlanCommand: AsyncParsableCommand {
                              msPerToken: baseMs + choice.predictedDeltaMs, tokensPerSecond: predictedTPS),
             sourceMsPerToken: baseMs)
         if let apply {
-            result.applied = try await applied(plan: plan, to: apply, source: loaded, probe: probe,
+            result.applied = try await applied(plan: plan, to: apply, source: loaded, probe: probe, prompts: set,
                                                predictedTop1Flips: choice.predictedTop1Flips, logger: logger)
         }
         if let report {
@@ -249,7 +249,7 @@ struct PlanCommand: AsyncParsableCommand {
     /// Writes the planned model and measures it: divergence and top-1 changes from the source, speed against
     /// the source (interleaved), and acceptance against `--target`.
     func applied(plan: QuantizationPlan, to path: String, source: ModelLoader.Loaded, probe: LayerSensitivityProbe,
-                 predictedTop1Flips: Double,
+                 prompts set: [BenchPrompt], predictedTop1Flips: Double,
                  logger: Logger) async throws -> PlanReport.Applied {
         let outPath = (path as NSString).expandingTildeInPath
         let written = try Requantizer.run(source: source.model.gguf, destination: outPath,
@@ -287,7 +287,7 @@ struct PlanCommand: AsyncParsableCommand {
             var profiler = AlignmentProfiler(target: ForwardEngine(model: t.model, threads: threads, logger: logger),
                                              drafts: engines, kMax: 8, maxTokens: maxTokens, temperature: 1)
             let template = try ChatTemplate(templateSource: t.model.gguf.metadata["tokenizer.chat_template"]?.string)
-            for p in Array(try await PromptSet.load(prompts, logger: logger).prefix(limit)) {
+            for p in set {
                 let tokens = t.tokenizer.encode(template.render(
                     messages: p.messages.map { ChatMessage(role: $0.role, content: $0.content) }, addGenerationPrompt: true),
                     parseSpecial: true)
@@ -317,9 +317,5 @@ struct PlanCommand: AsyncParsableCommand {
     func say(_ line: String) {
         print(line)
         fflush(nil)
-    }
-
-    static func tensorInfo(_ file: GGUFFile, _ layer: Int, _ suffix: String) -> GGUFTensorInfo? {
-        file.tensors.first { $0.name == "blk.\(layer).\(suffix)" }
     }
 }

@@ -234,7 +234,7 @@ struct ProfileCommand: AsyncParsableCommand {
             try QuantizationPlan.type(named: $0.trimmingCharacters(in: .whitespaces))
         }
         if !asked.isEmpty {
-            let types = PlanCommand.neededTypes(lm.gguf, layers: [0], candidates: asked)
+            let types = LayerMatvecProbe.writtenTypes(in: lm.gguf, layers: [0], asked: asked)
             let table = try LayerMatvecProbe.measure(model: lm, types: types, threads: threads)
             layerTimes = Dictionary(uniqueKeysWithValues: table.map { ($0.key.name, $0.value.mapValues { ($0 * 10_000).rounded() / 10_000 }) })
         }

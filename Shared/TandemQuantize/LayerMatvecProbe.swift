@@ -18,6 +18,25 @@ public enum LayerMatvecProbe {
         ("ffn_down", "ffn_down.weight"),
     ]
 
+    /// The tensor `blk.<layer>.<suffix>` of `file` (a suffix of ``roles``), if the model has it.
+    public static func tensor(in file: GGUFFile, layer: Int, _ suffix: String) -> GGUFTensorInfo? {
+        file.tensors.first { $0.name == "blk.\(layer).\(suffix)" }
+    }
+
+    /// The types a plan over `layers` can write to their matrices: each matrix's own type, and every type in
+    /// `asked` after its block-size fallback for that matrix. These are the types a device must be timed at.
+    public static func writtenTypes(in file: GGUFFile, layers: [Int], asked: [GGMLType]) -> [GGMLType] {
+        var written = Set<GGMLType>()
+        for l in layers {
+            for r in roles {
+                guard let info = tensor(in: file, layer: l, r.tensor) else { continue }
+                written.insert(info.type)
+                for t in asked { if let w = QuantizationPlan.effectiveType(t, columns: info.columns) { written.insert(w) } }
+            }
+        }
+        return written.sorted { $0.name < $1.name }
+    }
+
     static func matrices(_ layer: LayerWeights) -> [WeightMatrix] {
         [layer.wq, layer.wk, layer.wv, layer.wo, layer.gate, layer.up, layer.down]
     }

@@ -123,55 +123,13 @@ public final class LayerSensitivityProbe: @unchecked Sendable {
         return try score(variant, logger: logger)
     }
 
-    /// The model's greedy continuation of `prompt` (at most `maxTokens`, stopping after an end token):
-    /// text the draft itself would produce, so the scored positions are ones a drafter meets.
-    public static func greedyContinuation(_ model: LanguageModel, prompt: [Int32], maxTokens: Int, threads: Int,
-                                          isEndOfGeneration: (Int32) -> Bool, logger: Logger) throws -> [Int32] {
-        guard !prompt.isEmpty, maxTokens >= 1 else { return [] }
-        let engine = ForwardEngine(model: model, threads: max(1, threads), logger: logger)
-        let capacity = min(model.config.contextLength, prompt.count + maxTokens)
-        guard capacity > prompt.count else { throw PlanError("the prompt fills the model's context") }
-        let cache = engine.makeCache(capacity: capacity)
-        var start = 0
-        var next: Int32 = 0
-        while start < prompt.count {
-            let end = min(prompt.count, start + 256)
-            let r = try engine.forward([ForwardRequest(cache: cache, tokens: Array(prompt[start..<end]),
-                                                       logits: end == prompt.count ? .last : .none)])
-            if end == prompt.count { next = Sampler.argmax(logits: r.lastLogits(request: 0)) }
-            start = end
-        }
-        var output: [Int32] = []
-        while true {
-            output.append(next)
-            if output.count >= maxTokens || isEndOfGeneration(next) || cache.remaining == 0 { break }
-            next = Sampler.argmax(logits: try engine.decode(cache: cache, token: next))
-        }
-        return output
-    }
-
     // MARK: Internals
 
     /// Calls `body` with the logits row predicting each scored token, text by text, in order.
     static func forEachScoredRow(_ engine: ForwardEngine, texts: [Text], chunk: Int,
                                  body: (UnsafeBufferPointer<Float>) throws -> Void) throws {
-        for text in texts where text.scoredFrom < text.tokens.count {
-            let cache = engine.makeCache(capacity: text.tokens.count)
-            let context = Array(text.tokens[0..<(text.scoredFrom - 1)])
-            var start = 0
-            while start < context.count {
-                let end = min(context.count, start + chunk)
-                _ = try engine.forward([ForwardRequest(cache: cache, tokens: Array(context[start..<end]), logits: .none)])
-                start = end
-            }
-            let fed = Array(text.tokens[(text.scoredFrom - 1)..<(text.tokens.count - 1)])
-            start = 0
-            while start < fed.count {
-                let end = min(fed.count, start + chunk)
-                let r = try engine.forward([ForwardRequest(cache: cache, tokens: Array(fed[start..<end]), logits: .all)])
-                for row in 0..<(end - start) { try body(r.logits(request: 0, row: row)) }
-                start = end
-            }
+        for text in texts {
+            try engine.teacherForcedRows(text.tokens, scoredFrom: text.scoredFrom, chunk: chunk) { _, row in try body(row) }
         }
     }
 

@@ -117,15 +117,7 @@ public struct AlignmentProfiler: @unchecked Sendable {
             throw ForwardError("prompt + \(tokens) tokens exceed the context")
         }
         let cache = engine.makeCache(capacity: capacity)
-        var start = 0
-        var last: Int32 = 0
-        while start < prompt.count {
-            let end = min(prompt.count, start + 256)
-            let r = try engine.forward([ForwardRequest(cache: cache, tokens: Array(prompt[start..<end]),
-                                                       logits: end == prompt.count ? .last : .none)])
-            if end == prompt.count { last = Sampler.argmax(logits: r.lastLogits(request: 0)) }
-            start = end
-        }
+        var last = try engine.prefill(prompt, cache: cache)
         last = Sampler.argmax(logits: try engine.decode(cache: cache, token: last))  // warm-up
         let t0 = ContinuousClock.now
         for _ in 0..<tokens { last = Sampler.argmax(logits: try engine.decode(cache: cache, token: last)) }
@@ -137,47 +129,14 @@ public struct AlignmentProfiler: @unchecked Sendable {
     // MARK: Internals
 
     private func greedyOutput(_ prompt: [Int32], isEndOfGeneration: (Int32) -> Bool) throws -> [Int32] {
-        let capacity = min(target.model.config.contextLength, prompt.count + maxTokens)
-        guard capacity > prompt.count else { throw ForwardError("the prompt fills the target's context") }
-        let cache = target.makeCache(capacity: capacity)
-        var start = 0
-        var next: Int32 = 0
-        while start < prompt.count {
-            let end = min(prompt.count, start + chunk)
-            let r = try target.forward([ForwardRequest(cache: cache, tokens: Array(prompt[start..<end]),
-                                                       logits: end == prompt.count ? .last : .none)])
-            if end == prompt.count { next = Sampler.argmax(logits: r.lastLogits(request: 0)) }
-            start = end
-        }
-        var output: [Int32] = []
-        while true {
-            output.append(next)
-            if output.count >= maxTokens || isEndOfGeneration(next) || cache.remaining == 0 { break }
-            next = Sampler.argmax(logits: try target.decode(cache: cache, token: next))
-        }
-        return output
+        try target.greedyContinuation(of: prompt, maxTokens: maxTokens, chunk: chunk, isEndOfGeneration: isEndOfGeneration)
     }
 
     /// Evaluates `prompt + output` teacher-forced; `body(t, row)` gets the logits predicting `output[t]`.
     /// Target and drafts go through exactly this path, so a model scored against itself compares equal rows.
     private func teacherForced(_ engine: ForwardEngine, prompt: [Int32], output: [Int32],
                                body: (Int, UnsafeBufferPointer<Float>) throws -> Void) throws {
-        let cache = engine.makeCache(capacity: prompt.count + output.count)
-        let prefix = Array(prompt.dropLast())
-        var start = 0
-        while start < prefix.count {
-            let end = min(prefix.count, start + chunk)
-            _ = try engine.forward([ForwardRequest(cache: cache, tokens: Array(prefix[start..<end]), logits: .none)])
-            start = end
-        }
-        let scored = [prompt[prompt.count - 1]] + output.dropLast()
-        start = 0
-        while start < scored.count {
-            let end = min(scored.count, start + chunk)
-            let r = try engine.forward([ForwardRequest(cache: cache, tokens: Array(scored[start..<end]), logits: .all)])
-            for row in 0..<(end - start) { try body(start + row, r.logits(request: 0, row: row)) }
-            start = end
-        }
+        try engine.teacherForcedRows(prompt + output, scoredFrom: prompt.count, chunk: chunk, body: body)
     }
 
     /// Max and log-sum-exp of one logits row at temperature 1 and at 1/invT.

@@ -14,8 +14,8 @@ struct LayerProbeTests {
     static func probe(_ source: GGUFFile, _ base: LanguageModel) throws -> LayerSensitivityProbe {
         let tok = try Tokenizer(gguf: source)
         let prompt = tok.encode("def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n")
-        let continuation = try LayerSensitivityProbe.greedyContinuation(
-            base, prompt: prompt, maxTokens: 24, threads: 2, isEndOfGeneration: tok.isEndOfGeneration, logger: logger)
+        let continuation = try ForwardEngine(model: base, threads: 2, logger: logger)
+            .greedyContinuation(of: prompt, maxTokens: 24, isEndOfGeneration: tok.isEndOfGeneration)
         #expect(!continuation.isEmpty)
         return try LayerSensitivityProbe(base: base, texts: [.init(tokens: prompt + continuation, scoredFrom: prompt.count)],
                                          threads: 2, logger: logger)
