@@ -41,7 +41,9 @@ struct ChatClient: Sendable {
     func chat(messages: [[String: String]], maxTokens: Int, temperature: Double, seed: Int?,
               extra: [String: Any] = [:], onText: @Sendable (String) -> Void = { _ in }) async throws -> Result {
         var body: [String: Any] = ["model": NSNull(), "messages": messages, "max_tokens": maxTokens,
-                                   "temperature": temperature, "stream": true]
+                                   "temperature": temperature, "stream": true,
+                                   // Tandem reports usage by default; other OpenAI servers (llama-server, vLLM) when asked.
+                                   "stream_options": ["include_usage": true]]
         body["model"] = nil
         if let seed { body["seed"] = seed }
         body.merge(extra) { $1 }
