@@ -50,6 +50,9 @@ struct ChatClient: Sendable {
         var request = HTTPClientRequest(url: baseURL + "/v1/chat/completions")
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
+        // One connection per request: servers that close idle keep-alive connections early (llama-server
+        // after 5 s) would otherwise fail a request sent on a pooled connection they just closed.
+        request.headers.add(name: "Connection", value: "close")
         if let apiKey { request.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
         request.body = .bytes(ByteBuffer(bytes: Array(try JSONSerialization.data(withJSONObject: body))))
         let start = ContinuousClock.now
