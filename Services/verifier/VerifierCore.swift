@@ -499,11 +499,13 @@ final class VerifierCore: @unchecked Sendable {
     /// Prompt tokens this batch may prefill (docs/fleet.md, "Chunked prefill"). With no verification waiting,
     /// the cap. Otherwise the larger of two chunks the time model prices:
     /// - what the running sessions can afford: the batch still ends by the earliest deadline of its
-    ///   verifications (and prefill may at least double the verification-only batch time);
+    ///   verifications, or within half the TPOT time every one of them has banked (`bankedMs`, the least
+    ///   over the batch), and prefill may at least double the verification-only batch time;
     /// - what the queued prompts need: the smallest chunk with which each queued prompt, at this batch's
     ///   pace, is cached before its TTFT deadline (the cap when a deadline cannot be met any more).
     /// Never below `minPrefillChunk`, so a new session always makes progress.
-    private func prefillBudget(verifyShape: BatchShape, earliestDeadline: Double?, needs: [PrefillNeed]) -> Int {
+    private func prefillBudget(verifyShape: BatchShape, earliestDeadline: Double?, bankedMs: Double,
+                               needs: [PrefillNeed]) -> Int {
         let cap = configuration.maxPrefillChunk, floor = max(1, min(configuration.minPrefillChunk, cap))
         guard verifyShape.sequences > 0, let deadline = earliestDeadline else { return cap }
         guard timeModel.isFitted else { return min(cap, 4 * floor) }
@@ -511,7 +513,7 @@ final class VerifierCore: @unchecked Sendable {
             timeModel.predictSeconds(verifyShape.adding(newTokens: n, contextTokens: 0)) * 1000
         }
         let base = timeModel.predictSeconds(verifyShape) * 1000
-        let allowedMs = max(deadline - ServiceClock.nowMillis(), 2 * base)
+        let allowedMs = max(deadline - ServiceClock.nowMillis(), 2 * base, base + bankedMs / 2)
         var affordable = cap
         while affordable > floor, batchMs(affordable) > allowedMs { affordable -= floor }
         var needed = floor
@@ -597,8 +599,10 @@ final class VerifierCore: @unchecked Sendable {
             needs.append(PrefillNeed(tokensThroughThis: queuedTokens,
                                      msLeft: session.slo.ttftMs - (ContinuousClock.now - job.started).milliseconds))
         }
+        let now = ServiceClock.nowMillis()
         var budget = prefillBudget(verifyShape: verifyShape,
-                                   earliestDeadline: accepted.map(\.job.request.deadline).min(), needs: needs)
+                                   earliestDeadline: accepted.map(\.job.request.deadline).min(),
+                                   bankedMs: accepted.map { $0.session.bankedTPOTMs(now: now) }.min() ?? 0, needs: needs)
         var prefilling: [(job: PrefillJob, session: VerifierSession)] = []
         var finishedPrefills: [(PrefillJob, WireMessage)] = []
         for job in prefills where budget > 0 {
@@ -676,7 +680,7 @@ final class VerifierCore: @unchecked Sendable {
             verifier.verify(mode: session.mode, draftTokens: draft, draftDistributions: distributions,
                             targetRow: { result.logits(request: index, row: first + $0) }, position: r.position,
                             params: session.params, recentTokens: session.committed, into: &outcome)
-            session.committed.append(contentsOf: outcome.tokens)
+            session.commit(outcome.tokens, now: at)
             session.cache?.truncate(to: session.committed.count - 1)
             session.rounds += 1
             var job = item.job

@@ -22,6 +22,26 @@ final class VerifierSession {
     var rounds = 0
     /// Acceptance of the verifier's own prompt-lookup proposals for this session.
     var lookup = PromptLookupStats()
+    /// When this verifier committed the session's first generated token (``ServiceClock`` ms), and the
+    /// committed count then: the origin of the session's TPOT as far as this verifier can tell.
+    private(set) var firstToken: (at: Double, committed: Int)?
+
+    /// Records tokens committed at `now` (the first generated one starts the TPOT clock).
+    func commit(_ tokens: [Int32], now: Double) {
+        committed.append(contentsOf: tokens)
+        if firstToken == nil, !tokens.isEmpty, committed.count > promptLength {
+            firstToken = (now, committed.count)
+        }
+    }
+
+    /// TPOT time the session has banked (docs/fleet.md, "Chunked prefill"): its SLO's time for the tokens
+    /// since its first one, minus the time they took. TPOT is an average over a request's tokens, so a
+    /// session running under its SLO can absorb a longer batch once (a prompt prefilled in one piece)
+    /// and still meet it. 0 before the first token, or with no TPOT objective.
+    func bankedTPOTMs(now: Double) -> Double {
+        guard let first = firstToken, slo.tpotMs > 0 else { return 0 }
+        return max(0, slo.tpotMs * Double(committed.count - first.committed) - (now - first.at))
+    }
 
     init(open: SessionOpen, capacity: Int) {
         id = open.session
