@@ -96,6 +96,8 @@ actor SessionManager {
                 do {
                     try await openOnVerifier(session)
                     opened = true
+                    // The verifier's first token ended the generation (end of generation, max_tokens 1).
+                    if session.finished { return (session.id, stream) }
                 } catch {
                     failedVerifiers.insert(session.verifier)
                     if error.isKVCacheFull {
@@ -177,18 +179,26 @@ actor SessionManager {
         throw .deviceNotFound(device)
     }
 
+    /// Opens the session on its verifier. A new session with a drafter gets its first token from the
+    /// verifier with the answer (``SessionOpen/firstTokens``, docs/design.md §3): it is streamed at once, and
+    /// the drafter starts after it, so the drafter's own prefill of the prompt is not part of the TTFT.
     private func openOnVerifier(_ session: GatewaySession) async throws(GatewayError) {
         let r = session.request
-        let open = SessionOpen(session: session.id, tokens: r.promptTokens + session.generated,
+        var open = SessionOpen(session: session.id, tokens: r.promptTokens + session.generated,
                                promptLength: r.promptTokens.count, sampling: r.sampling, mode: r.mode.verification, slo: r.slo,
                                capacity: r.promptTokens.count + r.maxTokens + 16,
                                selfDrive: session.drafter.isEmpty ? SelfDrive(maxTokens: r.maxTokens) : nil)
-        var fenced = open
-        fenced.epoch = session.epoch
+        let firstFromVerifier = session.generated.isEmpty && !session.drafter.isEmpty
+        if firstFromVerifier { open.firstTokens = 1 }
+        open.epoch = session.epoch
+        let answer: SessionOpened
         do {
-            let reply = try await callWhileAlive(.sessionOpen(fenced), replica: session.verifier, role: .verifier,
-                                                 timeout: fenced.replyTimeout)
-            guard case .sessionOpened = reply else { throw GatewayError.internalError("verifier answered \(reply.kind)") }
+            let reply = try await callWhileAlive(.sessionOpen(open), replica: session.verifier, role: .verifier,
+                                                 timeout: open.replyTimeout)
+            guard case .sessionOpened(let opened) = reply else {
+                throw GatewayError.internalError("verifier answered \(reply.kind)")
+            }
+            answer = opened
         } catch let error as GatewayError {
             throw error
         } catch RPCError.remote(let refusal) where refusal.code == .resourceExhausted {
@@ -198,6 +208,9 @@ actor SessionManager {
             throw .kvCacheFull(retryAfterMs: refusal.retryAfterMs)
         } catch {
             throw .unavailable("verifier \(session.verifier) could not open the session: \(error)")
+        }
+        if firstFromVerifier, let first = answer.tokens, !first.isEmpty, session.generated.isEmpty {
+            await append(first, to: session)
         }
     }
 
@@ -328,20 +341,7 @@ actor SessionManager {
         session.lastActivity = .now
         session.reportedSincePlacement = true
         session.stats = report.stats
-        if !fresh.isEmpty {
-            let now = ContinuousClock.now
-            if session.firstTokenAt == nil { session.firstTokenAt = now }
-            session.lastTokenAt = now
-            // The gateway decides where generation ends (end of generation, stop string, max_tokens),
-            // whatever the drafter reports after that point.
-            let tokenizer = self.tokenizer
-            let (text, ended) = session.absorb(fresh) { tokenizer.isEndOfGeneration($0) }
-            if !text.isEmpty { session.continuation.yield(.text(text)) }
-            if let ended {
-                await finish(session, reason: ended)
-                return
-            }
-        }
+        if !fresh.isEmpty, await append(fresh, to: session) { return }
         if let finish = report.finish {
             if finish == .error {
                 await fail(session, GatewayError.internalError(report.error ?? "generation failed"))
@@ -349,6 +349,22 @@ actor SessionManager {
                 await self.finish(session, reason: finish)
             }
         }
+    }
+
+    /// Adds tokens that continue the history and streams their text; true when they ended the session.
+    @discardableResult
+    private func append(_ fresh: [Int32], to session: GatewaySession) async -> Bool {
+        let now = ContinuousClock.now
+        if session.firstTokenAt == nil { session.firstTokenAt = now }
+        session.lastTokenAt = now
+        // The gateway decides where generation ends (end of generation, stop string, max_tokens),
+        // whatever the drafter reports after that point.
+        let tokenizer = self.tokenizer
+        let (text, ended) = session.absorb(fresh) { tokenizer.isEndOfGeneration($0) }
+        if !text.isEmpty { session.continuation.yield(.text(text)) }
+        guard let ended else { return false }
+        await finish(session, reason: ended)
+        return true
     }
 
     private func finish(_ session: GatewaySession, reason: FinishReason) async {

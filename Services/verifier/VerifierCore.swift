@@ -199,6 +199,10 @@ final class VerifierCore: @unchecked Sendable {
             }
             let opened = await enqueuePrefill(open.session)
             if let plan = open.selfDrive, case .sessionOpened = opened { drive(open, plan) }
+            if open.selfDrive == nil, let n = open.firstTokens, n > 0, case .sessionOpened(var answer) = opened {
+                answer.tokens = await firstTokens(of: open, count: n)
+                return .sessionOpened(answer)
+            }
             return opened
         case .sessionClose(let close):
             // A close from an abandoned placement must not end the session its new placement runs.
@@ -421,6 +425,22 @@ final class VerifierCore: @unchecked Sendable {
     private func isExpired(_ job: VerifyJob, now: Double) -> Bool {
         let window = max(0, job.request.deadline - job.stepStartedMillis)
         return now - job.request.deadline > max(configuration.expiryFactor * window, configuration.expiryGraceMs)
+    }
+
+    /// The session's first `count` generated tokens, decoded here right after its prefill (``SessionOpen/firstTokens``):
+    /// the same K = 0 decode request a drafter's plain round sends, so they join the running batches and are the
+    /// tokens that round would have produced. nil when the decode fails (the drafter then makes them).
+    private func firstTokens(of open: SessionOpen, count: Int) async -> [Int32]? {
+        guard let last = open.tokens.last else { return nil }
+        var request = VerifyRequest(session: open.session, position: open.tokens.count, tokens: [], lastToken: last,
+                                    deadline: ServiceClock.nowMillis() + open.slo.tpotMs, draftMs: 0, k: 0,
+                                    drafterID: replicaID, decodeSteps: count > 1 ? count : nil)
+        request.epoch = open.epoch
+        guard case .verified(let result) = await enqueue(request), result.position == open.tokens.count else {
+            logger.notice("could not decode a session's first tokens; its drafter will", metadata: ["session": "\(open.session)"])
+            return nil
+        }
+        return result.tokens
     }
 
     /// Queues a created session's prompt for chunked prefill; answers `session_opened` when it is cached.

@@ -64,6 +64,10 @@ public struct SessionOpen: Codable, Sendable, Hashable {
     /// Set when no drafter serves the session: the verifier generates it alone and reports its tokens to
     /// the gateway itself (docs/design.md, "Serving without a drafter"). nil: a drafter drives it.
     public var selfDrive: SelfDrive?
+    /// With a drafter driving the session: after the prefill, decode this many tokens here and return them in
+    /// ``SessionOpened/tokens`` (docs/design.md §3), so the first token does not wait for the drafter's own
+    /// prefill of the prompt and its first round. nil or 0: none (the drafter makes every token).
+    public var firstTokens: Int? = nil
 
     public init(session: SessionID, tokens: [Int32], promptLength: Int, sampling: WireSampling,
                 mode: VerificationMode, slo: SLO = SLO(), capacity: Int, selfDrive: SelfDrive? = nil) {
@@ -93,10 +97,14 @@ public struct SessionOpened: Codable, Sendable, Hashable {
     public var session: SessionID
     public var cachedTokens: Int
     public var prefillMs: Double
-    public init(session: SessionID, cachedTokens: Int, prefillMs: Double) {
+    /// The tokens ``SessionOpen/firstTokens`` asked for, generated after the committed ones (fewer when the
+    /// generation ended; nil when none were asked for or the decode failed: the drafter then makes them).
+    public var tokens: [Int32]? = nil
+    public init(session: SessionID, cachedTokens: Int, prefillMs: Double, tokens: [Int32]? = nil) {
         self.session = session
         self.cachedTokens = cachedTokens
         self.prefillMs = prefillMs
+        self.tokens = tokens
     }
 }
 

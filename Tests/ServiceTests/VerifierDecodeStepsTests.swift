@@ -54,6 +54,49 @@ struct VerifierDecodeStepsTests {
         #expect(Array(committed.dropFirst(Self.prompt.count)) == Array(expected.prefix(12)))
     }
 
+    /// A new session's open may ask for its first tokens (``SessionOpen/firstTokens``): they come back with the
+    /// answer, are the target's own, and the session continues from them as a drafter's rounds would.
+    @Test func anOpenReturnsTheFirstTokensAndTheSessionContinuesFromThem() async throws {
+        let (core, engine) = try await Self.core()
+        defer { core.shutdown() }
+        let expected = try TargetOnlyTokens.generate(engine, prompt: Self.prompt, params: .greedy, maxTokens: 6,
+                                                     isEndOfGeneration: { _ in false })
+        var open = SessionOpen(session: "f", tokens: Self.prompt, promptLength: Self.prompt.count,
+                               sampling: WireSampling(temperature: 0, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1, seed: 0),
+                               mode: .coupled, capacity: Self.prompt.count + 64)
+        open.firstTokens = 2
+        guard case .sessionOpened(let opened)? = await core.handle(.sessionOpen(open)) else {
+            Issue.record("open failed")
+            return
+        }
+        #expect(opened.tokens == Array(expected.prefix(2)))
+        let committed = Self.prompt + (opened.tokens ?? [])
+        let reply = await core.handle(.verify(VerifyRequest(
+            session: "f", position: committed.count, tokens: [], lastToken: committed.last!,
+            deadline: ServiceClock.nowMillis() + 10_000, draftMs: 0, k: 0, decodeSteps: 4)))
+        guard case .verified(let result)? = reply else {
+            Issue.record("verify after the first tokens failed: \(String(describing: reply))")
+            return
+        }
+        #expect(opened.tokens! + result.tokens == expected)
+
+        // Without the field nothing is decoded; an absurd count is refused before anything is opened.
+        open.session = "g"
+        open.firstTokens = nil
+        guard case .sessionOpened(let plain)? = await core.handle(.sessionOpen(open)) else {
+            Issue.record("open without first tokens failed")
+            return
+        }
+        #expect(plain.tokens == nil)
+        open.session = "h"
+        open.firstTokens = 100_000
+        guard case .error(let refusal)? = await core.handle(.sessionOpen(open)) else {
+            Issue.record("an absurd first_tokens was accepted")
+            return
+        }
+        #expect(refusal.message.contains("first_tokens"))
+    }
+
     @Test func anOutOfRangeStepCountIsRefused() async throws {
         let (core, _) = try await Self.core()
         defer { core.shutdown() }
