@@ -57,6 +57,9 @@ struct DrafterCommand: AsyncParsableCommand {
     @Option(help: "Compute threads for the draft model [TANDEM_DRAFT_THREADS].")
     var threads: Int?
 
+    @Option(help: "Scheduling niceness of the draft model's compute threads, 0-19: on a machine shared with a verifier, let the verifier win the cores [TANDEM_DRAFTER_NICE] (default: 0).")
+    var nice: Int?
+
     @Option(name: .customLong("kv-type"), help: "KV cache element type: f16 or f32 [TANDEM_KV_TYPE] (default: \(KVCacheType.default)).")
     var kvType: String?
 
@@ -135,12 +138,21 @@ struct DrafterCommand: AsyncParsableCommand {
                 let kv = try KVCacheType(flag: kvType, environment: Setting.optionalString(nil, env: "TANDEM_KV_TYPE"))
                 let (maxK, draftSupport) = (config.maxK, config.draftSupport)
                 let kvBudgetBytes = try Setting.int(kvBudgetMb, env: "TANDEM_DRAFTER_KV_BUDGET_MB", default: 1024) << 20
+                let niceness = try Setting.int(nice, env: "TANDEM_DRAFTER_NICE", default: 0)
+                guard (0...19).contains(niceness) else { throw ValidationError("--nice must be in 0...19") }
                 let makeSource: @Sendable (ModelLoader.Loaded, String) -> ModelDraftSource = { loaded, name in
                     let engine = ForwardEngine(model: loaded.model, threads: profile.threads, kvType: kv, logger: logger)
-                    return ModelDraftSource(engine: engine, tokenizer: loaded.tokenizer, modelName: name,
-                                            quantization: loaded.model.gguf.dominantTypeName, device: profile,
-                                            devices: hosted, maxK: maxK, draftSupport: draftSupport,
-                                            kvBudgetBytes: kvBudgetBytes)
+                    let source = ModelDraftSource(engine: engine, tokenizer: loaded.tokenizer, modelName: name,
+                                                  quantization: loaded.model.gguf.dominantTypeName, device: profile,
+                                                  devices: hosted, maxK: maxK, draftSupport: draftSupport,
+                                                  kvBudgetBytes: kvBudgetBytes)
+                    // The engine's and the source's compute threads exist now (again after a model swap).
+                    if niceness > 0 {
+                        let lowered = ThreadPriority.lowerEveryThread(to: Int32(niceness))
+                        logger.info("lowered the drafter's thread priority", metadata: [
+                            "niceness": "\(niceness)", "threads": "\(lowered)"])
+                    }
+                    return source
                 }
                 let modelName = Setting.string(model, env: "TANDEM_DRAFT_MODEL", default: ModelLoader.defaultDraft)
                 if modelName == "auto" {

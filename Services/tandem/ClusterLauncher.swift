@@ -69,24 +69,18 @@ final class ClusterLauncher: @unchecked Sendable {
     /// reports it on its READY line) in ephemeral mode.
     private func endpoint(_ port: Int) -> String { plan.ephemeral ? "tcp://127.0.0.1:*" : "tcp://127.0.0.1:\(port)" }
 
-    private func spawn(_ name: String, product: String, _ arguments: [String], env: [String: String] = [:],
-                       niceness: Int = 0) throws -> ChildProcess {
+    private func spawn(_ name: String, product: String, _ arguments: [String], env: [String: String] = [:]) throws -> ChildProcess {
         var environment = ProcessInfo.processInfo.environment.merging(plan.environment) { $1 }
         environment.merge(env) { $1 }
         return try launch(name, ChildSpec(product: product, arguments: arguments + (plan.extraArguments[product] ?? []),
-                                          environment: environment, niceness: niceness))
+                                          environment: environment))
     }
 
     /// Starts `spec` as the child `name` (replacing a child of that name) and records how, for ``restart(_:timeout:)``.
-    /// A positive niceness runs it under `nice`, so that every thread it starts inherits the lower priority.
     func launch(_ name: String, _ spec: ChildSpec) throws -> ChildProcess {
-        let path = (binDirectory as NSString).appendingPathComponent(spec.product)
-        let nice = "/usr/bin/nice"
-        let niced = spec.niceness > 0 && FileManager.default.isExecutableFile(atPath: nice)
         let child = try ChildProcess(
-            name: name, executable: niced ? nice : path,
-            arguments: niced ? ["-n", "\(spec.niceness)", path] + spec.arguments : spec.arguments,
-            environment: spec.environment, logDirectory: logDirectory)
+            name: name, executable: (binDirectory as NSString).appendingPathComponent(spec.product),
+            arguments: spec.arguments, environment: spec.environment, logDirectory: logDirectory)
         children.removeAll { $0.name == name }
         children.append(child)
         specs[name] = spec
@@ -196,7 +190,8 @@ final class ClusterLauncher: @unchecked Sendable {
         for i in 0..<plan.drafters {
             var args = ["--replica-id", "drafter-\(i + 1)"] + services
             if let model = plan.draftModel { args += ["--model", model] }
-            drafters.append(try spawn("drafter-\(i + 1)", product: "drafter-agent", args, niceness: plan.drafterNiceness))
+            if plan.drafterNiceness > 0 { args += ["--nice", "\(plan.drafterNiceness)"] }
+            drafters.append(try spawn("drafter-\(i + 1)", product: "drafter-agent", args))
         }
         for child in verifiers + drafters { _ = try await ready(child, timeout: .seconds(300)) }
         return ClusterEndpoints(http: http, control: control, eventsPub: xsub, eventsSub: xpub, metricsQuery: query,
@@ -257,8 +252,6 @@ struct ChildSpec: Sendable {
     var product: String
     var arguments: [String]
     var environment: [String: String]
-    /// Scheduling niceness (0: unchanged).
-    var niceness = 0
 
     /// Replaces the values of `flags` (e.g. an ephemeral `--xsub-bind tcp://127.0.0.1:*` by the endpoint it got).
     mutating func pin(_ flags: [String: String]) {

@@ -28,7 +28,7 @@ struct UpCommand: AsyncParsableCommand {
     @Flag(help: "Once ready, send one demo chat request, print the streamed reply, then shut down.") var demo = false
     @Option(help: "The demo's prompt.") var demoPrompt = "Write a Swift function that checks whether a string is a palindrome, with a short explanation."
     @Option(help: "Seconds to wait for every replica to register.") var startTimeout = 300
-    @Option(help: "Scheduling niceness of the drafters (0-19): on one machine a drafter computes on the verifier's cores, and the shared verifier should win when both want them (docs/measurements.md, TTFT). 0 = same priority.")
+    @Option(help: "Scheduling niceness of the drafters' compute threads (0-19): on one machine a drafter computes on the verifier's cores, and the shared verifier should win when both want them (docs/measurements.md, TTFT). 0 = same priority.")
     var drafterNice = 10
     @Flag(help: "Secure the bus with CurveZMQ: keys from --curve-keys, else made in <data-dir>/keys (docs/security.md).") var curve = false
     @Option(help: "CurveZMQ key folder (tandem keys init); implies --curve [TANDEM_CURVE_KEYS].") var curveKeys: String?
