@@ -472,6 +472,8 @@ actor SessionManager {
                         session.device = d.registration.devices?.first
                     }
                     try await openOnSomeVerifier(session, excluding: [id])
+                    // Re-opened before its first token, the verifier's first token may have ended it.
+                    if session.finished { continue }
                 }
                 if session.drafter == id {
                     // The device's drafter is gone: any live drafter continues the session from the history;
