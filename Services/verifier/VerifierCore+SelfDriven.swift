@@ -104,7 +104,6 @@ extension VerifierCore {
         let promptLength = open.promptLength
         let maxTokens = plan.maxTokens
         let endOfGeneration = configuration.endOfGeneration
-        let tpotMs = open.slo.tpotMs
         let logger = self.logger
         // Reporter: posts each step's tokens in order, trimmed at the first end-of-generation token and
         // at max_tokens, with the session's running stats.
@@ -157,12 +156,7 @@ extension VerifierCore {
             }
             while !Task.isCancelled {
                 let steps = min(Self.maxDecodeSteps, maxTokens - generated)
-                var request = VerifyRequest(
-                    session: id, position: position, tokens: [], lastToken: last,
-                    deadline: ServiceClock.nowMillis() + tpotMs, draftMs: 0, k: 0, drafterID: replicaID,
-                    decodeSteps: steps)
-                request.epoch = open.epoch
-                switch await enqueue(request) {
+                switch await enqueue(ownDecodeRequest(open, position: position, lastToken: last, steps: steps)) {
                 case .verified(let result):
                     guard let end = result.tokens.last else { continue }
                     position = result.position + result.tokens.count

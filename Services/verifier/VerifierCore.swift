@@ -432,15 +432,22 @@ final class VerifierCore: @unchecked Sendable {
     /// tokens that round would have produced. nil when the decode fails (the drafter then makes them).
     private func firstTokens(of open: SessionOpen, count: Int) async -> [Int32]? {
         guard let last = open.tokens.last else { return nil }
-        var request = VerifyRequest(session: open.session, position: open.tokens.count, tokens: [], lastToken: last,
-                                    deadline: ServiceClock.nowMillis() + open.slo.tpotMs, draftMs: 0, k: 0,
-                                    drafterID: replicaID, decodeSteps: count > 1 ? count : nil)
-        request.epoch = open.epoch
+        let request = ownDecodeRequest(open, position: open.tokens.count, lastToken: last, steps: count > 1 ? count : nil)
         guard case .verified(let result) = await enqueue(request), result.position == open.tokens.count else {
             logger.notice("could not decode a session's first tokens; its drafter will", metadata: ["session": "\(open.session)"])
             return nil
         }
         return result.tokens
+    }
+
+    /// A K = 0 decode request this verifier sends itself for a session it opened (its first tokens, or a
+    /// self-driven step): the request a drafter's plain round sends, under the open's epoch, due within its TPOT.
+    func ownDecodeRequest(_ open: SessionOpen, position: Int, lastToken: Int32, steps: Int?) -> VerifyRequest {
+        var request = VerifyRequest(session: open.session, position: position, tokens: [], lastToken: lastToken,
+                                    deadline: ServiceClock.nowMillis() + open.slo.tpotMs, draftMs: 0, k: 0,
+                                    drafterID: replicaID, decodeSteps: steps)
+        request.epoch = open.epoch
+        return request
     }
 
     /// Queues a created session's prompt for chunked prefill; answers `session_opened` when it is cached.

@@ -123,8 +123,9 @@ extension SessionOpen {
         }
         guard capacity >= 0 else { return "capacity must be >= 0" }
         if let selfDrive, selfDrive.maxTokens < 1 { return "self_drive.max_tokens must be at least 1" }
-        if let firstTokens, !(0...limits.maxDraftTokens).contains(firstTokens) {
-            return "first_tokens = \(firstTokens) is outside 0...\(limits.maxDraftTokens)"
+        // The first tokens are decode steps the verifier sends itself: the same bound as `decode_steps`.
+        if let firstTokens, !(0...limits.maxDecodeSteps).contains(firstTokens) {
+            return "first_tokens = \(firstTokens) is outside 0...\(limits.maxDecodeSteps)"
         }
         return sampling.problem ?? slo.problem
     }
