@@ -1,3 +1,4 @@
+import Synchronization
 import TandemWire
 
 /// Where a drafter's drafts come from: the draft model on this machine (``ModelDraftSource``), or a
@@ -18,9 +19,10 @@ protocol DraftSource: Sendable {
     var attributes: [String: String] { get }
 
     func isEndOfGeneration(_ token: Int32) -> Bool
-    /// Drafts up to `k` tokens after the session's committed sequence; the session's controller may stop
-    /// earlier. `seconds` in the result is the device time the drafting took.
-    func draft(_ session: DrafterSession, k: Int) async throws -> DraftOutput
+    /// Drafts up to `call.k` tokens after `call.base`. A round's draft (no `call.ahead`) lets the session's
+    /// controller stop earlier; a draft ahead runs to `k` unless aborted. `seconds` in the result is the
+    /// device time the drafting took (until the abort, for an aborted draft ahead).
+    func draft(_ session: DrafterSession, _ call: DraftCall) async throws -> DraftOutput
     /// Waits the time a message of `bytes` takes between the session's device and the cluster
     /// (`up`: device → cluster). A drafter running beside the cluster waits nothing.
     func transfer(_ session: DrafterSession, bytes: Int, up: Bool) async
@@ -37,9 +39,32 @@ protocol DraftSource: Sendable {
 }
 
 extension DraftSource {
+    /// Drafts this round's tokens: up to `k` after the session's committed sequence, the controller deciding
+    /// where to stop.
+    func draft(_ session: DrafterSession, k: Int) async throws -> DraftOutput {
+        try await draft(session, DraftCall(base: session.committed, k: k))
+    }
     /// A source without KV caches (replayed traces) admits every session.
     func admit(_ session: DrafterSession) async -> ErrorReply? { nil }
     var admissionCounts: (refused: Int, evicted: Int) { (0, 0) }
     /// One process, one device: every session shares the compute.
     func computeKey(_ session: DrafterSession) -> String { "" }
+}
+
+/// One drafting call (``DraftSource/draft(_:_:)``).
+struct DraftCall: Sendable {
+    /// The tokens drafted after: the session's committed sequence, or, for a draft ahead, that sequence plus
+    /// the draft being verified (docs/design.md §7.4).
+    var base: [Int32]
+    var k: Int
+    /// Set for a draft ahead: the controller is not asked where to stop (it decides later, from the
+    /// confidences, once the verifier has answered), and the draft stops early when this is raised.
+    var ahead: DraftAbort? = nil
+}
+
+/// Raised when a draft ahead turned useless (the verifier rejected part of the draft it assumed).
+final class DraftAbort: Sendable {
+    private let flag = Atomic<Bool>(false)
+    var isRaised: Bool { flag.load(ordering: .relaxed) }
+    func raise() { flag.store(true, ordering: .relaxed) }
 }

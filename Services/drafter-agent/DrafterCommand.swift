@@ -79,6 +79,9 @@ struct DrafterCommand: AsyncParsableCommand {
           help: "Plan K each round from the verifier's observed load, K = 0 included (needs --dynamic).")
     var loadAware = true
 
+    @Option(help: "Draft the next round while this one is verified: auto (when it likely pays and no other session waits for the device), on, off; off where the drafter shares the verifier's cores [TANDEM_DRAFT_AHEAD] (default: auto).")
+    var draftAhead: String?
+
     @Option(help: "Edge devices this process hosts, with ids PREFIX-1...N; requests name one with X-Tandem-Device [TANDEM_DEVICES].")
     var devices: Int?
 
@@ -109,6 +112,11 @@ struct DrafterCommand: AsyncParsableCommand {
             guard config.defaultK >= 1, config.maxK >= config.defaultK else { throw ValidationError("need 1 <= k <= k-max") }
 
             config.loadAware = loadAware
+            let ahead = Setting.string(draftAhead, env: "TANDEM_DRAFT_AHEAD", default: config.draftAhead.rawValue)
+            guard let aheadMode = DrafterCore.DraftAheadMode(rawValue: ahead) else {
+                throw ValidationError("--draft-ahead must be auto, on or off")
+            }
+            config.draftAhead = aheadMode
             let replicaID = common.resolvedReplicaID(role: "drafter")
             let deviceCount = try Setting.int(devices, env: "TANDEM_DEVICES", default: 0)
             guard deviceCount >= 0 else { throw ValidationError("--devices must be non-negative") }
@@ -214,7 +222,8 @@ struct DrafterCommand: AsyncParsableCommand {
                 role: .drafter, process: process, model: source.modelName, device: profile,
                 attributes: source.attributes.merging(
                     ["k": "\(config.defaultK)", "k_max": "\(config.maxK)", "dynamic": "\(dynamic)",
-                     "load_aware": "\(loadAware)"], uniquingKeysWith: { a, _ in a }),
+                     "load_aware": "\(loadAware)", "draft_ahead": config.draftAhead.rawValue],
+                    uniquingKeysWith: { a, _ in a }),
                 devices: source.devices,
                 load: { core.load },
                 handler: { envelope, _ in await core.handle(envelope.message) },

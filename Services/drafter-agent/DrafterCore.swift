@@ -28,6 +28,22 @@ final class DrafterCore: @unchecked Sendable {
         var reportTimeout: Duration = .seconds(2)
         /// Attempts to deliver a session's final report (earlier ones are repaired by the next report).
         var finalReportAttempts = 5
+        /// Draft the next round while this one is verified (docs/design.md §7.4).
+        var draftAhead = DraftAheadMode.auto
+        /// With `.auto`: draft ahead when the chance that the verifier confirms it (the whole draft accepted
+        /// and the bonus token guessed) is at least this.
+        var draftAheadMinHit = 0.25
+    }
+
+    /// When a device drafts the next round during this one's verification.
+    enum DraftAheadMode: String, Sendable, CaseIterable {
+        /// When the device drafts for this session alone (no other session waits for its compute) and the
+        /// controller's acceptance makes a hit likely enough (`draftAheadMinHit`).
+        case auto
+        case on
+        /// Never: the device's compute is the verifier's (a drafter beside the verifier on one machine),
+        /// where drafting ahead would slow every verification.
+        case off
     }
 
     let source: any DraftSource
@@ -224,6 +240,8 @@ final class DrafterCore: @unchecked Sendable {
         var unanswered: (request: VerifyRequest, draft: DraftOutput)?
         // Centralized serving (K fixed to 0) is driven from beside the verifier: no device network.
         let overNetwork = session.start.k != 0
+        let ahead = DraftAhead()
+        defer { ahead.abandon() }
         while !Task.isCancelled {
             let draft: DraftOutput
             var request: VerifyRequest
@@ -232,11 +250,15 @@ final class DrafterCore: @unchecked Sendable {
                 draft = retry.draft
                 request.deadline = ServiceClock.nowMillis() + start.slo.tpotMs * Double(draft.tokens.count + 1)
             } else {
-                let k = plannedK(session)
+                let k = plannedK(session, hidden: configuration.draftAhead == .off ? 0 : ahead.hiddenFraction)
                 do {
-                    draft = k == 0
-                        ? DraftOutput(tokens: [], distributions: [], seconds: 0, planned: 0)
-                        : try await source.draft(session, k: k)
+                    if let ready = ahead.take(committed: session.committed, k: k, session: session) {
+                        draft = ready
+                    } else {
+                        draft = k == 0
+                            ? DraftOutput(tokens: [], distributions: [], seconds: 0, planned: 0)
+                            : try await source.draft(session, k: k)
+                    }
                 } catch {
                     await report(session, tokens: [], finish: .error, error: "drafting failed: \(error)")
                     return
@@ -256,13 +278,18 @@ final class DrafterCore: @unchecked Sendable {
             }
             unanswered = nil
             let steps = request.decodeSteps
+            if !ahead.isRunning, let k = draftAheadLength(session, drafted: draft.tokens) {
+                ahead.start(source: source, session: session, base: session.committed + draft.tokens, k: k)
+            }
             do {
                 let sent = ContinuousClock.now
                 if overNetwork { await source.transfer(session, bytes: 160 + 12 * draft.tokens.count, up: true) }
                 let reply = try await verifier.call(.verify(request), timeout: configuration.verifyTimeout)
                 if overNetwork { await source.transfer(session, bytes: 200 + 12 * draft.tokens.count, up: false) }
+                let answered = ContinuousClock.now
                 guard case .verified(let result) = reply else {
                     logger.warning("unexpected verify reply", metadata: ["kind": "\(reply.kind.rawValue)"])
+                    await ahead.drop(session: session)
                     continue
                 }
                 if Task.isCancelled { return }
@@ -279,6 +306,8 @@ final class DrafterCore: @unchecked Sendable {
                     session.lastNetworkSeconds = max(0, wall - result.timings.queueMs - result.timings.batchMs) / 1000
                 }
                 if await apply(result, draft: draft, to: session) { return }
+                await ahead.settle(result: result, draft: draft, committed: session.committed, answered: answered,
+                                   session: session)
             } catch RPCError.remote(let error) where error.code == .staleEpoch {
                 // The gateway placed the session again (with another drafter): this placement is over.
                 logger.info("session placed elsewhere; stopping", metadata: ["session": "\(id)", "why": "\(error.message)"])
@@ -289,8 +318,10 @@ final class DrafterCore: @unchecked Sendable {
             } catch RPCError.remote(let error) where error.code == .deadlineExceeded {
                 // The request waited in the verifier's queue long past its deadline: draft a new round.
                 logger.info("verify request expired; redrafting", metadata: ["session": "\(id)", "why": "\(error.message)"])
+                await ahead.drop(session: session)
             } catch RPCError.remote(let error) where error.code == .contextMismatch || error.code == .unknownSession {
                 logger.info("verifier lost the session; reopening", metadata: ["session": "\(id)", "why": "\(error.message)"])
+                await ahead.drop(session: session)
                 await reopen(session, on: verifier)
             } catch RPCError.remote(let error) {
                 await report(session, tokens: [], finish: .error, error: "verifier: \(error.message)")
@@ -304,7 +335,9 @@ final class DrafterCore: @unchecked Sendable {
         }
     }
 
-    private func plannedK(_ session: DrafterSession) -> Int {
+    /// K for the session's next round; `hidden` is the share of drafting time its drafts ahead took off
+    /// the round (``DraftAhead/hiddenFraction``).
+    private func plannedK(_ session: DrafterSession, hidden: Double) -> Int {
         if session.start.k == 0 { return 0 }
         let remaining = session.start.maxTokens - session.generatedCount - 1
         let room = source.contextLength - session.committed.count - 2
@@ -317,8 +350,27 @@ final class DrafterCore: @unchecked Sendable {
             }
         }
         let plan = session.controller.beginRound(verifyTime: verifyTime, allowNoDraft: verifyTime != nil,
-                                                 draftSharing: verifyTime == nil ? 1 : computeSharing(session))
+                                                 draftSharing: verifyTime == nil ? 1 : computeSharing(session),
+                                                 draftHidden: hidden)
         return max(0, min(plan.maxDraftLength, remaining, room))
+    }
+
+    /// Tokens to draft ahead while `drafted` is verified (the guessed bonus token and the next round's
+    /// draft), or nil when this round should not (docs/design.md §7.4): no draft, a session that ends with
+    /// this round, drafting off, or, under `.auto`, a device other sessions wait for or a hit too unlikely
+    /// (acceptance^(K+1) below `draftAheadMinHit`).
+    private func draftAheadLength(_ session: DrafterSession, drafted: [Int32]) -> Int? {
+        guard !drafted.isEmpty, session.start.k != 0, configuration.draftAhead != .off else { return nil }
+        // Tokens the session may still need after this round and the guessed bonus token.
+        let after = session.start.maxTokens - session.generatedCount - drafted.count - 2
+        let room = source.contextLength - session.committed.count - drafted.count - 3
+        let next = min(configuration.maxK, max(1, session.controller.currentPlan.maxDraftLength), after, room)
+        guard next > 0, !drafted.contains(where: source.isEndOfGeneration) else { return nil }
+        if configuration.draftAhead == .auto {
+            let hit = pow(session.controller.acceptanceEstimate, Double(drafted.count + 1))
+            guard hit >= configuration.draftAheadMinHit, computeSharing(session) == 1 else { return nil }
+        }
+        return 1 + next
     }
 
     /// Sessions drafting on the same compute as `session`, itself included. They take turns, so with every

@@ -46,6 +46,9 @@ final class DrafterSession: @unchecked Sendable {
 struct DraftOutput: Sendable {
     var tokens: [Int32]
     var distributions: [WireDistribution]
+    /// The draft model's confidence in each token (its top probability): what the controller stops on,
+    /// kept so a draft ahead can be cut where the controller would have stopped it.
+    var confidences: [Float] = []
     /// Device time of the whole call, catching up included.
     var seconds: Double
     var planned: Int

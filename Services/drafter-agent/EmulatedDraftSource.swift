@@ -49,12 +49,22 @@ final class EmulatedDraftSource: DraftSource, @unchecked Sendable {
 
     func isEndOfGeneration(_ token: Int32) -> Bool { eog.contains(token) }
 
-    func draft(_ session: DrafterSession, k: Int) async throws -> DraftOutput {
+    func draft(_ session: DrafterSession, _ call: DraftCall) async throws -> DraftOutput {
         let s = session.start.sampling
+        let k = call.k
+        let clock = session.start.device.flatMap { clocks[$0] } ?? fallbackClock
         guard let entry = index.entry(prompt: session.start.promptTokens),
               index.matches(temperature: s.temperature, topK: s.topK, topP: s.topP, seed: s.seed),
               session.start.mode == .coupled || s.temperature == 0,
-              let recorded = index.drafts(entry: entry, generated: session.committed[session.promptLength...]) else {
+              call.base.count >= session.promptLength,
+              let recorded = index.drafts(entry: entry, generated: call.base[session.promptLength...]) else {
+            if call.ahead != nil {
+                // Drafting ahead after a draft that leaves the target's output: the trace has nothing recorded
+                // there (the real model would draft tokens that cannot be used, as the verifier will reject part
+                // of the draft assumed). The device spends the time all the same.
+                let seconds = await clock.occupy(seconds: profile.draftSeconds(k: k))
+                return DraftOutput(tokens: [], distributions: [], seconds: seconds, planned: k)
+            }
             let misses = counters.withLock { c -> Int in c.misses += 1; return c.misses }
             if misses == 1 || misses % 100 == 0 {
                 logger.warning("session left the trace; drafting nothing this round",
@@ -64,14 +74,21 @@ final class EmulatedDraftSource: DraftSource, @unchecked Sendable {
         }
         counters.withLock { $0.rounds += 1 }
         var tokens: [Int32] = []
+        var confidences: [Float] = []
         for i in 0..<min(k, recorded.tokens.count) {
             tokens.append(recorded.tokens[i])
-            if !session.controller.shouldContinue(confidence: recorded.confidences[i]) { break }
+            confidences.append(recorded.confidences[i])
+            if call.ahead == nil, !session.controller.shouldContinue(confidence: recorded.confidences[i]) { break }
         }
-        let seconds = profile.draftSeconds(k: tokens.count)
-        let clock = session.start.device.flatMap { clocks[$0] } ?? fallbackClock
-        await clock.occupy(seconds: seconds)
-        return DraftOutput(tokens: tokens, distributions: [], seconds: seconds, planned: k)
+        let seconds = await clock.occupy(seconds: profile.draftSeconds(k: tokens.count))
+        if seconds < profile.draftSeconds(k: tokens.count) {
+            // Aborted (a draft ahead the verifier made useless): the device drafted only this far.
+            var done = 0
+            while done < tokens.count && profile.draftSeconds(k: done + 1) <= seconds { done += 1 }
+            tokens.removeLast(tokens.count - done)
+            confidences.removeLast(confidences.count - done)
+        }
+        return DraftOutput(tokens: tokens, distributions: [], confidences: confidences, seconds: seconds, planned: k)
     }
 
     /// Each emulated device drafts on its own clock; sessions naming no device share the fallback clock.
@@ -90,14 +107,28 @@ final class EmulatedDraftSource: DraftSource, @unchecked Sendable {
 
 /// One emulated device's compute: a round of drafting occupies it for the profile's time; rounds of
 /// its sessions take turns (a device drafts one thing at a time).
+///
+/// A draft cancelled while it waits (an aborted draft ahead) gives the device back at once if nothing was
+/// queued behind it, and reports the device time it used.
 actor DeviceClock {
     private var busyUntil = ContinuousClock.now
 
-    func occupy(seconds: Double) async {
-        guard seconds > 0 else { return }
+    /// Occupies the device for `seconds` after what is queued; returns the device time used (less than
+    /// `seconds` when the calling task was cancelled).
+    @discardableResult
+    func occupy(seconds: Double) async -> Double {
+        guard seconds > 0 else { return 0 }
         let start = max(ContinuousClock.now, busyUntil)
         busyUntil = start + .seconds(seconds)
         let until = busyUntil
-        try? await Task.sleep(until: until, clock: .continuous)
+        do {
+            try await Task.sleep(until: until, clock: .continuous)
+            return seconds
+        } catch {
+            let now = ContinuousClock.now
+            if busyUntil == until { busyUntil = max(start, now) }
+            let used = now > start ? now - start : .zero
+            return min(seconds, Double(used.components.seconds) + Double(used.components.attoseconds) * 1e-18)
+        }
     }
 }

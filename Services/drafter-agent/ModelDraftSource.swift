@@ -62,8 +62,8 @@ final class ModelDraftSource: DraftSource, @unchecked Sendable {
 
     func isEndOfGeneration(_ token: Int32) -> Bool { tokenizer.isEndOfGeneration(token) }
 
-    func draft(_ session: DrafterSession, k: Int) async throws -> DraftOutput {
-        let output = try await compute.run { try self.draftOnComputeThread(session, k: k) }
+    func draft(_ session: DrafterSession, _ call: DraftCall) async throws -> DraftOutput {
+        let output = try await compute.run { try self.draftOnComputeThread(session, call) }
         if device.computeThrottle < 1, output.seconds > 0 {
             try? await Task.sleep(for: .seconds(output.seconds * (1 / device.computeThrottle - 1)))
         }
@@ -147,10 +147,12 @@ final class ModelDraftSource: DraftSource, @unchecked Sendable {
 
     func shutdown() { compute.stop() }
 
-    /// Drafts up to `k` tokens after the session's committed sequence (compute thread).
-    private func draftOnComputeThread(_ session: DrafterSession, k: Int) throws -> DraftOutput {
+    /// Drafts up to `call.k` tokens after `call.base` (compute thread).
+    private func draftOnComputeThread(_ session: DrafterSession, _ call: DraftCall) throws -> DraftOutput {
         let begin = ContinuousClock.now
-        let n = session.committed.count
+        let base = call.base, k = call.k
+        let n = base.count
+        if call.ahead?.isRaised == true { return DraftOutput(tokens: [], distributions: [], seconds: 0, planned: k) }
         if session.cache == nil {
             // Back after its cache was evicted (or never admitted through `admit`): idle caches make room.
             let id = session.start.session
@@ -167,14 +169,14 @@ final class ModelDraftSource: DraftSource, @unchecked Sendable {
         }
         session.lastDrafted = ServiceClock.nowMillis()
         let cache = session.cache!
-        // Keep only the cached prefix that still matches the committed sequence.
+        // Keep only the cached prefix that still matches the sequence drafted after.
         var valid = 0
         let limit = min(cache.count, session.fed.count, n - 1)
-        while valid < limit && session.fed[valid] == session.committed[valid] { valid += 1 }
+        while valid < limit && session.fed[valid] == base[valid] { valid += 1 }
         cache.truncate(to: valid)
         session.fed.removeLast(session.fed.count - valid)
 
-        let feed = Array(session.committed[valid..<n])
+        let feed = Array(base[valid..<n])
         var result = try engine.forward([ForwardRequest(cache: cache, tokens: feed, logits: .last)])
         // Feeding more than the last committed token is catching up, not drafting: its share of this forward
         // is not charged to the draft tokens (``DraftOutput/catchUpSeconds``).
@@ -182,20 +184,24 @@ final class ModelDraftSource: DraftSource, @unchecked Sendable {
             ? ServiceClock.millis(since: begin) / 1000 * Double(feed.count - 1) / Double(feed.count) : 0
         session.fed.append(contentsOf: feed)
         var tokens: [Int32] = []
+        var confidences: [Float] = []
         var distributions: [WireDistribution] = []
         let wantDistributions = session.start.mode == .exact && !session.params.isGreedy
         for i in 0..<k {
-            let recent = session.params.hasRepetitionPenalty ? session.committed + tokens : []
+            let recent = session.params.hasRepetitionPenalty ? base + tokens : []
             let step = drafter.draft(logits: result.lastLogits(request: 0), params: session.params, position: n + i,
                                      recentTokens: recent)
             tokens.append(step.token)
+            confidences.append(step.confidence)
             if wantDistributions { distributions.append(WireDistribution(drafter.copyDistribution())) }
-            let more = session.controller.shouldContinue(afterDrafting: step) && i + 1 < k
+            // A draft ahead runs to k (the controller cuts it once the verifier has answered) unless aborted.
+            let more = (call.ahead.map { !$0.isRaised } ?? session.controller.shouldContinue(afterDrafting: step))
+                && i + 1 < k
             if !more { break }
             result = try engine.forward([ForwardRequest(cache: cache, tokens: [step.token], logits: .last)])
             session.fed.append(step.token)
         }
-        return DraftOutput(tokens: tokens, distributions: distributions,
+        return DraftOutput(tokens: tokens, distributions: distributions, confidences: confidences,
                            seconds: ServiceClock.millis(since: begin) / 1000, planned: k, catchUpSeconds: catchUp)
     }
 }

@@ -50,7 +50,7 @@ final class ReloadableDraftSource: DraftSource, @unchecked Sendable {
 
     func isEndOfGeneration(_ token: Int32) -> Bool { currentSource.isEndOfGeneration(token) }
 
-    func draft(_ session: DrafterSession, k: Int) async throws -> DraftOutput {
+    func draft(_ session: DrafterSession, _ call: DraftCall) async throws -> DraftOutput {
         // Only the session's own task drafts for it, one round at a time: the lease needs no lock.
         let handle: Handle
         if let leased = session.lease as? Handle {
@@ -59,7 +59,7 @@ final class ReloadableDraftSource: DraftSource, @unchecked Sendable {
             handle = current.withLock { $0 }
             session.lease = handle
         }
-        var output = try await handle.source.draft(session, k: k)
+        var output = try await handle.source.draft(session, call)
         output.model = handle.source.modelName
         return output
     }

@@ -138,6 +138,9 @@ struct TandemStats: Encodable, Sendable {
     /// Tokens the verifier proposed by prompt lookup (n-gram) in decode steps, and accepted (docs/design.md §8).
     var lookupProposed: Int
     var lookupAccepted: Int
+    /// Rounds whose next draft was drafted ahead during verification, and those confirmed (docs/design.md §7.4).
+    var aheadDrafts: Int
+    var aheadHits: Int
     var device: String?
 
     init(_ s: SessionSummary) {
@@ -156,6 +159,8 @@ struct TandemStats: Encodable, Sendable {
         plainRounds = s.stats.plainRounds
         lookupProposed = s.stats.lookupProposed
         lookupAccepted = s.stats.lookupAccepted
+        aheadDrafts = s.stats.aheadDrafts
+        aheadHits = s.stats.aheadHits
         device = s.device
     }
 }

@@ -37,6 +37,8 @@ struct BenchFleetCommand: AsyncParsableCommand {
     var staggerMs = 0.0
     @Option(help: "Device profile: a name in compose/profiles or a JSON file.") var profile = "raspberry-pi-5"
     @Option(help: "Fixed K of the sled mode.") var k = 4
+    @Option(help: "The tandem mode's --draft-ahead: auto, on or off (sled and centralized never draft ahead).")
+    var draftAhead = "auto"
     @Option(name: .customLong("slo-ttft-ms"), help: "TTFT SLO, ms.") var sloTTFTMs = 2000.0
     @Option(name: .customLong("slo-tpot-ms"), help: "TPOT SLO, ms.") var sloTPOTMs = 150.0
     @Option(name: .customLong("verifier-threads"), help: "Compute threads of the verifier.") var verifierThreads = 2
@@ -165,6 +167,7 @@ struct BenchFleetCommand: AsyncParsableCommand {
         case .tandem:
             verifier += ["--scheduler", "sloAware"]
             drafter += ["--k-max", "\(trace.kMax)"]
+            plan.drafterDraftAhead = draftAhead
         }
         plan.extraArguments = ["drafter-agent": drafter, "verifier": verifier]
         return plan
@@ -245,7 +248,8 @@ struct BenchFleetCommand: AsyncParsableCommand {
         let met = ttftMs <= sloTTFTMs && (tpotMs ?? 0) <= sloTPOTMs
         return FleetSample(device: device, tokens: r.completionTokens, ttftMs: ttftMs, tpotMs: tpotMs, metSLO: met,
                            drafted: r.drafted, accepted: r.accepted, rounds: r.rounds, plainRounds: r.plainRounds,
-                           wastedDraftMs: r.wastedDraftMs, identical: r.text == expected)
+                           wastedDraftMs: r.wastedDraftMs, aheadDrafts: r.aheadDrafts, aheadHits: r.aheadHits,
+                           identical: r.text == expected)
     }
 
     // MARK: Helpers

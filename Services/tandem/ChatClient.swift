@@ -26,6 +26,9 @@ struct ChatClient: Sendable {
         var draftMs = 0.0
         var wastedDraftMs = 0.0
         var plainRounds = 0
+        /// Rounds drafted ahead during verification, and those confirmed (docs/design.md §7.4).
+        var aheadDrafts = 0
+        var aheadHits = 0
         var error: String?
         /// The stream ended with `data: [DONE]` (a stream cut short has not).
         var sawDone = false
@@ -100,6 +103,8 @@ struct ChatClient: Sendable {
                     result.draftMs = tandem["draft_ms"] as? Double ?? 0
                     result.wastedDraftMs = tandem["wasted_draft_ms"] as? Double ?? 0
                     result.plainRounds = tandem["plain_rounds"] as? Int ?? 0
+                    result.aheadDrafts = tandem["ahead_drafts"] as? Int ?? 0
+                    result.aheadHits = tandem["ahead_hits"] as? Int ?? 0
                 }
             }
         }

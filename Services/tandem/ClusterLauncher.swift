@@ -20,6 +20,10 @@ struct ClusterPlan: Sendable {
     /// Scheduling niceness of the drafter processes (0: the same as everyone's). On one machine drafting
     /// competes with the verifier for the same cores; a positive value lets the shared verifier win.
     var drafterNiceness = 0
+    /// The drafters' `--draft-ahead` (docs/design.md §7.4). Off by default: drafters started here run on the
+    /// verifier's machine, where drafting during verification takes the verifier's cores; emulated devices
+    /// (which burn no CPU) may draft ahead.
+    var drafterDraftAhead = "off"
 }
 
 /// Where a started cluster listens.
@@ -191,6 +195,7 @@ final class ClusterLauncher: @unchecked Sendable {
             var args = ["--replica-id", "drafter-\(i + 1)"] + services
             if let model = plan.draftModel { args += ["--model", model] }
             if plan.drafterNiceness > 0 { args += ["--nice", "\(plan.drafterNiceness)"] }
+            args += ["--draft-ahead", plan.drafterDraftAhead]
             drafters.append(try spawn("drafter-\(i + 1)", product: "drafter-agent", args))
         }
         for child in verifiers + drafters { _ = try await ready(child, timeout: .seconds(300)) }

@@ -12,6 +12,8 @@ struct FleetSample: Sendable {
     var rounds: Int
     var plainRounds: Int
     var wastedDraftMs: Double
+    var aheadDrafts = 0
+    var aheadHits = 0
     /// The text equals the target-only output recorded in the trace (lossless, nothing lost).
     var identical: Bool
 }
@@ -42,6 +44,10 @@ struct FleetRow: Codable, Sendable {
     var batchPositionsMean: Double?
     var verifierBusy: Double?
     var wastedDraftS: Double
+    /// Share of rounds drafted ahead whose next draft the verifier's answer confirmed (nil: none drafted ahead).
+    var aheadHitRate: Double?
+    /// Share of verification rounds that had a draft ahead running.
+    var aheadFraction: Double?
 
     enum CodingKeys: String, CodingKey {
         case mode, devices, requests, errors, identical, seconds, acceptance
@@ -50,6 +56,7 @@ struct FleetRow: Codable, Sendable {
         case tpotMsP50 = "tpot_ms_p50", tpotMsP90 = "tpot_ms_p90", tpotMsP99 = "tpot_ms_p99"
         case meanAcceptedLength = "mean_accepted_length", meanK = "mean_k", plainRoundFraction = "plain_round_fraction"
         case batchPositionsMean = "batch_positions_mean", verifierBusy = "verifier_busy", wastedDraftS = "wasted_draft_s"
+        case aheadHitRate = "ahead_hit_rate", aheadFraction = "ahead_fraction"
     }
 
     /// Aggregates the samples of one (mode, N) run over `seconds` of wall time; `batches` are the
@@ -88,6 +95,9 @@ struct FleetRow: Codable, Sendable {
         batchPositionsMean = verifies.isEmpty ? nil : Double(verifies.reduce(0) { $0 + $1.positions }) / Double(verifies.count)
         verifierBusy = seconds > 0 ? min(1, batches.reduce(0) { $0 + $1.wallMs } / 1000 / seconds) : nil
         wastedDraftS = samples.reduce(0) { $0 + $1.wastedDraftMs } / 1000
+        let ahead = samples.reduce(0) { $0 + $1.aheadDrafts }
+        aheadHitRate = ahead > 0 ? Double(samples.reduce(0) { $0 + $1.aheadHits }) / Double(ahead) : nil
+        aheadFraction = rounds > 0 ? Double(ahead) / Double(rounds) : nil
     }
 }
 

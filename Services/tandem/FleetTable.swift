@@ -2,7 +2,7 @@ import Foundation
 
 /// The fleet benchmark's printed table.
 enum FleetTable {
-    static let header = "mode          N  req err same  thru t/s  good t/s   SLO    TTFT p50/p90/p99 ms  TPOT p50/p90/p99 ms   acc   len    K  K=0% pos/batch  busy wasted s"
+    static let header = "mode          N  req err same  thru t/s  good t/s   SLO    TTFT p50/p90/p99 ms  TPOT p50/p90/p99 ms   acc   len    K  K=0% pos/batch  busy wasted s ahead hit"
 
     static func line(_ r: FleetRow) -> String {
         func f(_ v: Double?, _ spec: String = "%.0f") -> String { v.map { String(format: spec, $0) } ?? "-" }
@@ -19,6 +19,7 @@ enum FleetTable {
             pad(f(r.meanAcceptedLength, "%.2f"), 5), pad(f(r.meanK, "%.1f"), 4), pad(f(r.plainRoundFraction.map { $0 * 100 }), 5),
             pad(f(r.batchPositionsMean, "%.1f"), 9), pad(f(r.verifierBusy.map { $0 * 100 }) + "%", 5),
             pad(String(format: "%.1f", r.wastedDraftS), 8),
+            pad(f(r.aheadFraction.map { $0 * 100 }) + "%", 5), pad(f(r.aheadHitRate.map { $0 * 100 }) + "%", 4),
         ]
         return cells.joined(separator: " ")
     }

@@ -142,9 +142,12 @@ public struct SpeculationController: Sendable {
     ///     marginal cost makes drafting a loss, the round falls back to plain decoding.
     ///   - draftSharing: sessions (this one included) drafting in turn on the same device: each drafted token
     ///     costs the round that many draft times (the others' drafts are waited for).
+    ///   - draftHidden: share of the drafting time that leaves the round because the device drafts it ahead,
+    ///     during the previous round's verification (docs/design.md §7.4); 0 when it does not.
     @discardableResult
     public mutating func beginRound(verifyTime: VerifyTimeModel?, roundBudgetSeconds: Double? = nil,
-                                    allowNoDraft: Bool = false, draftSharing: Int = 1) -> RoundPlan {
+                                    allowNoDraft: Bool = false, draftSharing: Int = 1,
+                                    draftHidden: Double = 0) -> RoundPlan {
         confidences.removeAll(keepingCapacity: true)
         survive = 1
         let c = configuration
@@ -162,7 +165,7 @@ public struct SpeculationController: Sendable {
         }
         // Sessions sharing the drafting compute take turns: each drafted token of the round costs the
         // session the drafts of the others too.
-        let td = ownDraft * Double(max(draftSharing, 1))
+        let td = ownDraft * Double(max(draftSharing, 1)) * (1 - min(max(draftHidden, 0), 1))
         var best = SpeculationPlanner.optimalDraftLength(
             acceptance: alpha, draftSecondsPerToken: td, verifySeconds: { vt.seconds(draftLength: $0) },
             objective: c.objective, range: (allowNoDraft ? 0 : 1)...c.maxDraftLength,

@@ -273,8 +273,13 @@ public struct RoundStats: Codable, Sendable, Hashable {
     /// Tokens the verifier proposed by prompt lookup (n-gram) in this session's K = 0 rounds, and accepted.
     public var lookupProposed: Int
     public var lookupAccepted: Int
+    /// Rounds whose next draft the device drafted ahead while this one was verified, and those whose answer
+    /// confirmed it (the next round's draft was ready when the answer came; docs/design.md §7.4).
+    public var aheadDrafts: Int
+    public var aheadHits: Int
     public init(drafted: Int = 0, accepted: Int = 0, rounds: Int = 0, draftMs: Double = 0, wastedDraftMs: Double = 0,
-                plainRounds: Int = 0, lookupProposed: Int = 0, lookupAccepted: Int = 0) {
+                plainRounds: Int = 0, lookupProposed: Int = 0, lookupAccepted: Int = 0, aheadDrafts: Int = 0,
+                aheadHits: Int = 0) {
         self.drafted = drafted
         self.accepted = accepted
         self.rounds = rounds
@@ -283,10 +288,13 @@ public struct RoundStats: Codable, Sendable, Hashable {
         self.plainRounds = plainRounds
         self.lookupProposed = lookupProposed
         self.lookupAccepted = lookupAccepted
+        self.aheadDrafts = aheadDrafts
+        self.aheadHits = aheadHits
     }
 
     enum CodingKeys: String, CodingKey {
         case drafted, accepted, rounds, draftMs, wastedDraftMs, plainRounds, lookupProposed, lookupAccepted
+        case aheadDrafts, aheadHits
     }
 
     /// Fields added in later versions default to 0 when an older peer leaves them out.
@@ -300,6 +308,8 @@ public struct RoundStats: Codable, Sendable, Hashable {
         plainRounds = try c.decodeIfPresent(Int.self, forKey: .plainRounds) ?? 0
         lookupProposed = try c.decodeIfPresent(Int.self, forKey: .lookupProposed) ?? 0
         lookupAccepted = try c.decodeIfPresent(Int.self, forKey: .lookupAccepted) ?? 0
+        aheadDrafts = try c.decodeIfPresent(Int.self, forKey: .aheadDrafts) ?? 0
+        aheadHits = try c.decodeIfPresent(Int.self, forKey: .aheadHits) ?? 0
     }
 }
 

@@ -165,7 +165,8 @@ extension TokenReport {
             return "token id \(bad) is outside the vocabulary (0..<\(vocabularySize))"
         }
         let s = stats
-        guard [s.drafted, s.accepted, s.rounds, s.plainRounds, s.lookupProposed, s.lookupAccepted].allSatisfy({ $0 >= 0 }) else {
+        guard [s.drafted, s.accepted, s.rounds, s.plainRounds, s.lookupProposed, s.lookupAccepted, s.aheadDrafts,
+               s.aheadHits].allSatisfy({ $0 >= 0 }) else {
             return "stats: counts must be >= 0"
         }
         guard s.draftMs.isFinite, s.draftMs >= 0, s.wastedDraftMs.isFinite, s.wastedDraftMs >= 0 else {
