@@ -9,10 +9,9 @@ import Logging
 /// ("slow joiner") or beyond a slow subscriber's high-water mark are dropped by zmq.
 public final class BusPublisher: Sendable {
     /// The endpoint bound or connected to (ephemeral ports resolved).
-    public let endpoint: String
-    public let counters: BusCounters
-    private let worker: SocketWorker
-    private let core: StreamCore<Never>
+    public var endpoint: String { socket.endpoint }
+    public var counters: BusCounters { socket.counters }
+    private let socket: SendingSocket
 
     /// Connects to a proxy's XSUB (or any SUB/XSUB that binds).
     public convenience init(context: BusContext, connect: String, options: BusOptions = .default,
@@ -27,28 +26,20 @@ public final class BusPublisher: Sendable {
     }
 
     private init(context: BusContext, attachment: BusAttachment, options: BusOptions, logger: Logger) throws {
-        let (socket, endpoint) = try attachment.open(context: context, type: ZMQ_PUB, options: options)
-        self.endpoint = endpoint
-        let counters = BusCounters()
-        self.counters = counters
-        let core = StreamCore<Never>(socket: socket, counters: counters, inbox: nil, logger: logger, decode: { _ in nil })
-        self.core = core
-        worker = try SocketWorker(name: "bus-pub", context: context, owning: [socket])
-        try worker.start(core: core)
+        socket = try SendingSocket(context: context, attachment: attachment, type: ZMQ_PUB, threadName: "bus-pub",
+                                   options: options, logger: logger)
     }
 
     /// Queues one event for publishing; never waits.
     /// - Throws: `BusError.closed` after `close()` or context shutdown.
     public func publish(topic: String, payload: [UInt8]) throws {
-        let frames = [Array(topic.utf8), payload]
-        let core = self.core
-        if !worker.submit({ core.enqueue(frames, completion: nil) }) {
+        if !socket.submit([Array(topic.utf8), payload], completion: nil) {
             throw BusError.closed
         }
     }
 
     /// Closes the socket (queued events get the configured linger to leave). Idempotent.
     public func close() async {
-        await worker.close()
+        await socket.close()
     }
 }

@@ -4,10 +4,9 @@ import Logging
 /// The sending half of a PUSH/PULL pipeline: lossless, load-balanced across connected pullers,
 /// with backpressure (a send waits while the pullers' queues are full).
 public final class BusPusher: Sendable {
-    public let endpoint: String
-    public let counters: BusCounters
-    private let worker: SocketWorker
-    private let core: StreamCore<Never>
+    public var endpoint: String { socket.endpoint }
+    public var counters: BusCounters { socket.counters }
+    private let socket: SendingSocket
 
     public convenience init(context: BusContext, connect: String, options: BusOptions = .default,
                             logger: Logger = Logger(label: "tandem.bus")) throws {
@@ -20,29 +19,21 @@ public final class BusPusher: Sendable {
     }
 
     private init(context: BusContext, attachment: BusAttachment, options: BusOptions, logger: Logger) throws {
-        let (socket, endpoint) = try attachment.open(context: context, type: ZMQ_PUSH, options: options)
-        self.endpoint = endpoint
-        let counters = BusCounters()
-        self.counters = counters
-        let core = StreamCore<Never>(socket: socket, counters: counters, inbox: nil, logger: logger, decode: { _ in nil })
-        self.core = core
-        worker = try SocketWorker(name: "bus-push", context: context, owning: [socket])
-        try worker.start(core: core)
+        socket = try SendingSocket(context: context, attachment: attachment, type: ZMQ_PUSH, threadName: "bus-push",
+                                   options: options, logger: logger)
     }
 
     /// Sends one message; returns once zmq queued it (waits while the high-water mark is reached).
     public func send(_ payload: [UInt8]) async throws {
-        let core = self.core
+        let socket = self.socket
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let accepted = worker.submit {
-                core.enqueue([payload], completion: { continuation.resume(with: $0) })
-            }
+            let accepted = socket.submit([payload], completion: { continuation.resume(with: $0) })
             if !accepted { continuation.resume(throwing: BusError.closed) }
         }
     }
 
     public func close() async {
-        await worker.close()
+        await socket.close()
     }
 }
 
