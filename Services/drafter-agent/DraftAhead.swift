@@ -34,7 +34,7 @@ final class DraftAhead {
     func start(source: any DraftSource, session: DrafterSession, base: [Int32], k: Int) {
         precondition(running == nil, "one draft ahead at a time")
         let abort = DraftAbort()
-        let call = DraftCall(base: base, k: k, ahead: abort)
+        let call = DraftCall(base: base, k: k, ahead: abort, stopRule: session.controller.roundAhead())
         let task = Task { () -> DraftOutput? in try? await source.draft(session, call) }
         running = Running(base: base, abort: abort, task: task, started: .now)
         session.stats.aheadDrafts += 1

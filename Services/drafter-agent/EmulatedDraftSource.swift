@@ -51,6 +51,7 @@ final class EmulatedDraftSource: DraftSource, @unchecked Sendable {
 
     func draft(_ session: DrafterSession, _ call: DraftCall) async throws -> DraftOutput {
         let s = session.start.sampling
+        var call = call
         let k = call.k
         let clock = session.start.device.flatMap { clocks[$0] } ?? fallbackClock
         guard let entry = index.entry(prompt: session.start.promptTokens),
@@ -78,7 +79,10 @@ final class EmulatedDraftSource: DraftSource, @unchecked Sendable {
         for i in 0..<min(k, recorded.tokens.count) {
             tokens.append(recorded.tokens[i])
             confidences.append(recorded.confidences[i])
-            if call.ahead == nil, !session.controller.shouldContinue(confidence: recorded.confidences[i]) { break }
+            let more = call.ahead == nil
+                ? session.controller.shouldContinue(confidence: recorded.confidences[i])
+                : call.aheadContinues(after: i, confidence: recorded.confidences[i])
+            if !more { break }
         }
         let seconds = await clock.occupy(seconds: profile.draftSeconds(k: tokens.count))
         if seconds < profile.draftSeconds(k: tokens.count) {

@@ -149,6 +149,7 @@ final class ModelDraftSource: DraftSource, @unchecked Sendable {
 
     /// Drafts up to `call.k` tokens after `call.base` (compute thread).
     private func draftOnComputeThread(_ session: DrafterSession, _ call: DraftCall) throws -> DraftOutput {
+        var call = call
         let begin = ContinuousClock.now
         let base = call.base, k = call.k
         let n = base.count
@@ -195,8 +196,9 @@ final class ModelDraftSource: DraftSource, @unchecked Sendable {
             confidences.append(step.confidence)
             if wantDistributions { distributions.append(WireDistribution(drafter.copyDistribution())) }
             // A draft ahead runs to k (the controller cuts it once the verifier has answered) unless aborted.
-            let more = (call.ahead.map { !$0.isRaised } ?? session.controller.shouldContinue(afterDrafting: step))
-                && i + 1 < k
+            let more = (call.ahead == nil
+                ? session.controller.shouldContinue(afterDrafting: step)
+                : call.aheadContinues(after: i, confidence: step.confidence)) && i + 1 < k
             if !more { break }
             result = try engine.forward([ForwardRequest(cache: cache, tokens: [step.token], logits: .last)])
             session.fed.append(step.token)

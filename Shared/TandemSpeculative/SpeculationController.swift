@@ -214,6 +214,17 @@ public struct SpeculationController: Sendable {
         return survive * positionAcceptance(j + 1) >= plan.stopThreshold
     }
 
+    /// This controller with the current round's drafting forgotten: what a device drafting the next round
+    /// ahead stops by (docs/design.md §7.4), the current plan's K and threshold standing in for the next
+    /// round's. The copy learns nothing back; the session's own controller decides again once the verifier
+    /// has answered.
+    public func roundAhead() -> SpeculationController {
+        var copy = self
+        copy.confidences.removeAll(keepingCapacity: true)
+        copy.survive = 1
+        return copy
+    }
+
     /// Feeds back the verifier's answer for the round (`drafted` tokens sent, `accepted` of them accepted).
     public mutating func finishRound(drafted: Int, accepted: Int) {
         let c = configuration

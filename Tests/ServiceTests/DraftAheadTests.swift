@@ -89,6 +89,25 @@ struct DraftAheadTests {
         #expect(emulated.replayCounts.misses == 0)
     }
 
+    /// A draft ahead stops where the session's controller would stop a round (the guessed bonus token and then
+    /// the plan's K), not at the largest K it may ask for: on a slow device the rest was waste the next round
+    /// waited for.
+    @Test func aDraftAheadStopsWhereTheControllerWould() async throws {
+        let f = try await FleetReplayTests.fixture()
+        let trace = try FleetReplayTests.record(f, params: .greedy)
+        let emulated = EmulatedDraftSource(trace: trace, tracePath: "test", profile: FleetReplayTests.profile,
+                                           devices: ["dev-1"], logger: Logger(label: "test"))
+        let s = Self.session(FleetReplayTests.prompts[0], id: "stop")
+        s.controller.beginRound(verifyTime: nil)
+        let base = s.committed + [trace.entries[0].output[0]]
+        let capped = try await emulated.draft(s, DraftCall(base: base, k: 6, ahead: DraftAbort(),
+                                                            stopRule: s.controller.roundAhead()))
+        #expect(capped.tokens.count == 1 + Self.k)
+        let uncapped = try await emulated.draft(s, DraftCall(base: base, k: 6, ahead: DraftAbort()))
+        #expect(uncapped.tokens.count == 6)
+        #expect(Array(uncapped.tokens.prefix(1 + Self.k)) == capped.tokens)
+    }
+
     @Test func anAbortedDraftAheadGivesTheEmulatedDeviceBackAtOnce() async throws {
         let f = try await FleetReplayTests.fixture()
         let trace = try FleetReplayTests.record(f, params: .greedy)
