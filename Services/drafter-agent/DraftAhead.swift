@@ -17,14 +17,14 @@ final class DraftAhead {
         var base: [Int32]
         var abort: DraftAbort
         var task: Task<DraftOutput?, Never>
-        var started: ContinuousClock.Instant
     }
 
     private var running: Running?
     /// A draft ahead the verifier's answer confirmed: the next round's tokens, drafted after `base`.
     private var ready: (base: [Int32], output: DraftOutput)?
-    /// Share of the next round's drafting time that left the round (an EWMA over rounds that drafted ahead;
-    /// a miss counts 0): what the planner discounts the draft time per token by.
+    /// Share of the next round's drafting time that left the round (an EWMA over rounds that drafted ahead:
+    /// for a hit, 1 - the time the round still waited for the draft ahead after the answer / the drafting
+    /// time of the tokens it yields; a miss counts 0): what the planner discounts the draft time per token by.
     private(set) var hiddenFraction = 0.0
     private let learningRate = 0.2
 
@@ -36,13 +36,14 @@ final class DraftAhead {
         let abort = DraftAbort()
         let call = DraftCall(base: base, k: k, ahead: abort, stopRule: session.controller.roundAhead())
         let task = Task { () -> DraftOutput? in try? await source.draft(session, call) }
-        running = Running(base: base, abort: abort, task: task, started: .now)
+        running = Running(base: base, abort: abort, task: task)
         session.stats.aheadDrafts += 1
     }
 
     /// Settles the draft ahead once the verifier answered the round that sent `draft`, with `committed`
     /// the session's sequence after applying `result`. A hit keeps the draft ahead for the next round.
-    /// `answered` is when the answer reached the device (the draft's time before it left the round).
+    /// `answered` is when the answer reached the device (what the round waited for the draft ahead after it is
+    /// the part of its drafting that did not leave the round).
     func settle(result: VerifyResult, draft: DraftOutput, committed: [Int32], answered: ContinuousClock.Instant,
                 session: DrafterSession) async {
         guard let r = running else { return }
@@ -61,11 +62,15 @@ final class DraftAhead {
             return
         }
         session.stats.aheadHits += 1
-        let total = Self.seconds(finished - r.started), overlapped = Self.seconds(min(answered, finished) - r.started)
-        hiddenFraction += learningRate * ((total > 0 ? min(1, overlapped / total) : 1) - hiddenFraction)
         // The guessed bonus token was drafted only to draft after it; the rest is the next round's draft
         // (its time is counted when it is sent, or wasted).
         let perToken = output.seconds / Double(output.tokens.count)
+        // What the next round's drafting would have cost against what the round still waits for it after the
+        // answer (the guess is drafted first, so on a slow device part of the draft ahead is still running).
+        let drafting = perToken * Double(output.tokens.count - 1)
+        let waited = max(0, Self.seconds(finished - answered))
+        let hidden = drafting > 0 ? min(1, max(0, (drafting - waited) / drafting)) : 0
+        hiddenFraction += learningRate * (hidden - hiddenFraction)
         Self.spend(perToken, wasted: false, session: session)
         var next = output
         next.tokens.removeFirst()
