@@ -347,6 +347,10 @@ final class DrafterCore: @unchecked Sendable {
             let alpha = session.controller.acceptanceEstimate
             verifyTime = verifierCost.withLock {
                 $0.roundModel(contextTokens: session.committed.count, networkSeconds: rtt, acceptance: alpha)
+            }.map { model in
+                // A K = 0 round over the network decodes several tokens per round trip.
+                model.amortizingPlainRounds(networkSeconds: rtt, steps: decodeSteps(session) ?? 1,
+                                            maxDraftLength: configuration.maxK)
             }
         }
         let plan = session.controller.beginRound(verifyTime: verifyTime, allowNoDraft: verifyTime != nil,
