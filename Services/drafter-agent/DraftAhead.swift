@@ -1,4 +1,5 @@
 import Foundation
+import TandemService
 import TandemWire
 
 /// Drafting ahead (APEX-style overlap; docs/design.md §7.4). While a round's draft is being verified the
@@ -50,7 +51,7 @@ final class DraftAhead {
         running = nil
         // Only a draft accepted whole can be followed by the draft ahead: anything else stops it at once.
         guard result.accepted == draft.tokens.count, result.tokens.count == draft.tokens.count + 1 else {
-            await waste(r, stop: true, session: session)
+            await stopAndWaste(r, session: session)
             return
         }
         let output = await r.task.value
@@ -58,7 +59,7 @@ final class DraftAhead {
         guard let output, let guess = output.tokens.first, guess == result.tokens[result.tokens.count - 1],
               committed == r.base + [guess] else {
             Self.spend(output?.seconds ?? 0, wasted: true, session: session)
-            hiddenFraction += learningRate * (0 - hiddenFraction)
+            learn(hidden: 0)
             return
         }
         session.stats.aheadHits += 1
@@ -68,9 +69,8 @@ final class DraftAhead {
         // What the next round's drafting would have cost against what the round still waits for it after the
         // answer (the guess is drafted first, so on a slow device part of the draft ahead is still running).
         let drafting = perToken * Double(output.tokens.count - 1)
-        let waited = max(0, Self.seconds(finished - answered))
-        let hidden = drafting > 0 ? min(1, max(0, (drafting - waited) / drafting)) : 0
-        hiddenFraction += learningRate * (hidden - hiddenFraction)
+        let waited = max(0, (finished - answered).milliseconds / 1000)
+        learn(hidden: drafting > 0 ? min(1, max(0, (drafting - waited) / drafting)) : 0)
         Self.spend(perToken, wasted: false, session: session)
         var next = output
         next.tokens.removeFirst()
@@ -112,7 +112,7 @@ final class DraftAhead {
     func drop(session: DrafterSession) async {
         if let r = running {
             running = nil
-            await waste(r, stop: true, session: session)
+            await stopAndWaste(r, session: session)
         }
         if let (_, output) = ready {
             ready = nil
@@ -128,23 +128,22 @@ final class DraftAhead {
         ready = nil
     }
 
-    private func waste(_ r: Running, stop: Bool, session: DrafterSession) async {
-        if stop {
-            r.abort.raise()
-            r.task.cancel()
-        }
+    /// Stops a draft ahead the answer made useless and counts the device time it had taken as wasted.
+    private func stopAndWaste(_ r: Running, session: DrafterSession) async {
+        r.abort.raise()
+        r.task.cancel()
         let output = await r.task.value
         Self.spend(output?.seconds ?? 0, wasted: true, session: session)
-        hiddenFraction += learningRate * (0 - hiddenFraction)
+        learn(hidden: 0)
+    }
+
+    private func learn(hidden: Double) {
+        hiddenFraction += learningRate * (hidden - hiddenFraction)
     }
 
     /// Device time drafting ahead took, in the session's drafting time (and its wasted drafting time).
     private static func spend(_ seconds: Double, wasted: Bool, session: DrafterSession) {
         session.stats.draftMs += seconds * 1000
         if wasted { session.stats.wastedDraftMs += seconds * 1000 }
-    }
-
-    private static func seconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
     }
 }

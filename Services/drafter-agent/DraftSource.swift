@@ -21,8 +21,9 @@ protocol DraftSource: Sendable {
 
     func isEndOfGeneration(_ token: Int32) -> Bool
     /// Drafts up to `call.k` tokens after `call.base`. A round's draft (no `call.ahead`) lets the session's
-    /// controller stop earlier; a draft ahead runs to `k` unless aborted. `seconds` in the result is the
-    /// device time the drafting took (until the abort, for an aborted draft ahead).
+    /// controller stop earlier; a draft ahead stops by `call.stopRule` or when aborted
+    /// (``DraftCall/aheadContinues(after:confidence:)``). `seconds` in the result is the device time the
+    /// drafting took (until the abort, for an aborted draft ahead).
     func draft(_ session: DrafterSession, _ call: DraftCall) async throws -> DraftOutput
     /// Waits the time a message of `bytes` takes between the session's device and the cluster
     /// (`up`: device → cluster). A drafter running beside the cluster waits nothing.

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Synchronization
+import TandemService
 import TandemServing
 import TandemWire
 
@@ -132,7 +133,7 @@ actor DeviceClock {
             let now = ContinuousClock.now
             if busyUntil == until { busyUntil = max(start, now) }
             let used = now > start ? now - start : .zero
-            return min(seconds, Double(used.components.seconds) + Double(used.components.attoseconds) * 1e-18)
+            return min(seconds, used.milliseconds / 1000)
         }
     }
 }

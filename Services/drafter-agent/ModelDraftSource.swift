@@ -195,7 +195,8 @@ final class ModelDraftSource: DraftSource, @unchecked Sendable {
             tokens.append(step.token)
             confidences.append(step.confidence)
             if wantDistributions { distributions.append(WireDistribution(drafter.copyDistribution())) }
-            // A draft ahead runs to k (the controller cuts it once the verifier has answered) unless aborted.
+            // A draft ahead stops by its copy of the controller or when aborted; the session's own controller
+            // cuts it again once the verifier has answered.
             let more = (call.ahead == nil
                 ? session.controller.shouldContinue(afterDrafting: step)
                 : call.aheadContinues(after: i, confidence: step.confidence)) && i + 1 < k
